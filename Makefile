@@ -1,0 +1,36 @@
+# Entry points: build, test, lint, demo, bench. `.ci/run` calls `make test`.
+CARGO ?= cargo
+
+.PHONY: all build deps test lint fmt demo bench deb clean
+
+all: build
+
+deps:
+	./scripts/install-deps.sh
+
+build: deps
+	$(CARGO) build --release --bins
+
+# The whole test suite: unit, property and end-to-end tests. The end-to-end tests run the
+# real binaries, so they are built first in the same profile.
+test: deps
+	$(CARGO) build --bins
+	$(CARGO) test --workspace --no-fail-fast
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	./scripts/check-deps.sh
+
+fmt:
+	$(CARGO) fmt --all
+
+# Start a server on a temporary datastore, back up a directory, list, restore, compare.
+demo: build
+	./scripts/demo.sh $(DEMO_SOURCE)
+
+bench: build
+	./scripts/bench.sh
+
+clean:
+	$(CARGO) clean

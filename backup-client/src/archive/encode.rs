@@ -1,0 +1,346 @@
+//! The encoder: turns walk events into tar members on the output stream, streaming file
+//! content in 1 MiB blocks. It must never hold a whole file in memory, and never ignore an
+//! error from the output.
+//!
+//! Errors writing the output abort at once: the consumer must learn that the archive is not
+//! whole. Problems with one file (vanished, unreadable, shrank) are recorded in
+//! `EncodeStats::errors` and the archive goes on; a member whose header is out always gets
+//! exactly the data it declared (zero-padded if the file shrank), so the stream stays valid.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
+use std::path::Path;
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::entry::{Entry, EntryKind, display_path};
+use super::header::{BLOCK, encode_header};
+use super::source::{
+    NameCache, basic_meta, data_segments, may_be_sparse, open_for_reading, read_meta,
+};
+use super::sparse::{SparseMap, SparseSegment};
+use super::walk::{TreeWalker, WalkEvent, WalkItem};
+use super::{ArchiveError, ArchiveProgress, EncodeStats};
+
+const READ_BLOCK: usize = 1 << 20;
+const OUTPUT_BUFFER: usize = 256 << 10;
+
+pub(crate) fn encode<W: Write>(
+    root: &Path,
+    out: W,
+    progress: &ArchiveProgress,
+) -> Result<EncodeStats, ArchiveError> {
+    let mut walker = TreeWalker::new(root)?;
+    let mut encoder = Encoder {
+        out: BufWriter::with_capacity(OUTPUT_BUFFER, out),
+        progress,
+        stats: EncodeStats::default(),
+        names: NameCache::default(),
+        links: HashMap::new(),
+        buf: vec![0; READ_BLOCK],
+    };
+    while let Some(event) = walker.next_event()? {
+        match event {
+            WalkEvent::Item(item) => encoder.add(item)?,
+            WalkEvent::Problem(problem) => encoder.stats.errors.push(problem),
+        }
+    }
+    encoder.finish()
+}
+
+struct Encoder<'p, W: Write> {
+    out: BufWriter<W>,
+    progress: &'p ArchiveProgress,
+    stats: EncodeStats,
+    names: NameCache,
+    /// First archive path of every multiply-linked inode seen so far.
+    links: HashMap<(u64, u64), Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> Encoder<'_, W> {
+    fn add(&mut self, item: WalkItem) -> Result<(), ArchiveError> {
+        let WalkItem {
+            fs_path,
+            archive_path,
+            meta,
+        } = item;
+        let ft = meta.file_type();
+        let link_key = (!ft.is_dir() && meta.nlink() > 1).then_some((meta.dev(), meta.ino()));
+        if let Some(first) = link_key.and_then(|key| self.links.get(&key)) {
+            let kind = EntryKind::HardLink {
+                target: first.clone(),
+            };
+            // The inode's xattrs and ACLs were stored with its first path; a link has none.
+            let entry_meta = basic_meta(&meta, &mut self.names);
+            return self.write_member(
+                &Entry {
+                    path: archive_path,
+                    kind,
+                    meta: entry_meta,
+                },
+                None,
+            );
+        }
+        let kind = if ft.is_dir() {
+            EntryKind::Directory
+        } else if ft.is_symlink() {
+            match std::fs::read_link(&fs_path) {
+                Ok(target) => EntryKind::Symlink {
+                    target: target.as_os_str().as_bytes().to_vec(),
+                },
+                Err(e) => return self.problem(&archive_path, format!("reading symlink: {e}")),
+            }
+        } else if ft.is_fifo() {
+            EntryKind::Fifo
+        } else if ft.is_char_device() || ft.is_block_device() {
+            let rdev = meta.rdev();
+            let major = u32::try_from(nix::sys::stat::major(rdev)).unwrap_or(u32::MAX);
+            let minor = u32::try_from(nix::sys::stat::minor(rdev)).unwrap_or(u32::MAX);
+            if ft.is_char_device() {
+                EntryKind::CharDevice { major, minor }
+            } else {
+                EntryKind::BlockDevice { major, minor }
+            }
+        } else if ft.is_file() {
+            return self.add_file(&fs_path, archive_path, link_key);
+        } else {
+            // Sockets cannot be archived (nor can tar restore them); like tar, skip quietly.
+            return Ok(());
+        };
+        let mut problems = Vec::new();
+        let entry_meta = read_meta(&fs_path, &meta, &mut self.names, &mut problems);
+        self.report(&archive_path, problems);
+        let entry = Entry {
+            path: archive_path,
+            kind,
+            meta: entry_meta,
+        };
+        self.write_member(&entry, None)?;
+        if let Some(key) = link_key {
+            self.links.insert(key, entry.path);
+        }
+        Ok(())
+    }
+
+    fn add_file(
+        &mut self,
+        fs_path: &Path,
+        archive_path: Vec<u8>,
+        link_key: Option<(u64, u64)>,
+    ) -> Result<(), ArchiveError> {
+        let file = match open_for_reading(fs_path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return self.problem(&archive_path, "vanished before it was read".into());
+            }
+            Err(e) => return self.problem(&archive_path, format!("open: {e}")),
+        };
+        let meta = match file.metadata() {
+            Ok(meta) => meta,
+            Err(e) => return self.problem(&archive_path, format!("fstat: {e}")),
+        };
+        if !meta.is_file() || link_key.is_some_and(|key| key != (meta.dev(), meta.ino())) {
+            return self.problem(
+                &archive_path,
+                "replaced while being archived; left out".into(),
+            );
+        }
+        let size = meta.size();
+        let sparse = match may_be_sparse(&meta).then(|| data_segments(&file, size)) {
+            Some(Ok(Some(segments))) => Some(SparseMap::new(segments, size)),
+            Some(Err(e)) => return self.problem(&archive_path, format!("finding holes: {e}")),
+            _ => None,
+        };
+        let mut problems = Vec::new();
+        let entry_meta = read_meta(fs_path, &meta, &mut self.names, &mut problems);
+        self.report(&archive_path, problems);
+        let entry = Entry {
+            path: archive_path,
+            kind: EntryKind::File { size, sparse },
+            meta: entry_meta,
+        };
+        self.write_member(&entry, Some(&file))?;
+        self.stats.files += 1;
+        self.progress.files.fetch_add(1, Relaxed);
+        if let Some(key) = link_key {
+            self.links.insert(key, entry.path);
+        }
+        Ok(())
+    }
+
+    /// Writes the header and, for a file, exactly `entry.data_len()` bytes of content plus
+    /// padding to a whole block.
+    fn write_member(&mut self, entry: &Entry, file: Option<&File>) -> Result<(), ArchiveError> {
+        self.write(&encode_header(entry))?;
+        let segments = match &entry.kind {
+            EntryKind::File {
+                sparse: Some(map), ..
+            } => map.segments.clone(),
+            EntryKind::File { size, .. } => vec![SparseSegment {
+                offset: 0,
+                len: *size,
+            }],
+            _ => Vec::new(),
+        };
+        let mut failure: Option<String> = None;
+        for segment in segments {
+            let mut done = 0;
+            while done < segment.len {
+                let want = usize::try_from(segment.len - done)
+                    .unwrap_or(usize::MAX)
+                    .min(self.buf.len());
+                let read = match (file, &failure) {
+                    (Some(file), None) => {
+                        file.read_at(&mut self.buf[..want], segment.offset + done)
+                    }
+                    _ => Ok(0),
+                };
+                let n = match read {
+                    Ok(0) => {
+                        failure.get_or_insert_with(|| {
+                            format!("shrank to {} bytes while being read", segment.offset + done)
+                        });
+                        self.buf[..want].fill(0);
+                        want
+                    }
+                    Ok(n) => {
+                        self.stats.bytes_read += n as u64;
+                        self.progress.bytes.fetch_add(n as u64, Relaxed);
+                        n
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        failure =
+                            Some(format!("read error at byte {}: {e}", segment.offset + done));
+                        continue;
+                    }
+                };
+                let out = self.out.write_all(&self.buf[..n]);
+                out.map_err(|source| ArchiveError::Output { source })?;
+                done += n as u64;
+            }
+        }
+        let padding = (BLOCK - (entry.data_len() % BLOCK as u64) as usize) % BLOCK;
+        self.write(&[0; BLOCK][..padding])?;
+        if let Some(failure) = failure {
+            let size = entry.data_len();
+            self.problem(
+                &entry.path,
+                format!("{failure}; stored zero-padded to {size} bytes"),
+            )?;
+        }
+        self.stats.entries += 1;
+        self.progress.entries.fetch_add(1, Relaxed);
+        Ok(())
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), ArchiveError> {
+        self.out
+            .write_all(bytes)
+            .map_err(|source| ArchiveError::Output { source })
+    }
+
+    fn problem(&mut self, path: &[u8], what: String) -> Result<(), ArchiveError> {
+        self.stats
+            .errors
+            .push(format!("{}: {what}", display_path(path)));
+        Ok(())
+    }
+
+    fn report(&mut self, path: &[u8], problems: Vec<String>) {
+        for p in problems {
+            self.stats
+                .errors
+                .push(format!("{}: {p}", display_path(path)));
+        }
+    }
+
+    /// Writes the end-of-archive marker and flushes everything to the consumer.
+    fn finish(mut self) -> Result<EncodeStats, ArchiveError> {
+        self.write(&[0; 2 * BLOCK])?;
+        let mut out = self.out.into_inner().map_err(|e| ArchiveError::Output {
+            source: e.into_error(),
+        })?;
+        out.flush()
+            .map_err(|source| ArchiveError::Output { source })?;
+        Ok(self.stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::entry::EntryMeta;
+
+    fn encoder(progress: &ArchiveProgress) -> Encoder<'_, Vec<u8>> {
+        Encoder {
+            out: BufWriter::new(Vec::new()),
+            progress,
+            stats: EncodeStats::default(),
+            names: NameCache::default(),
+            links: HashMap::new(),
+            buf: vec![0; 4096],
+        }
+    }
+
+    fn file_entry(size: u64) -> Entry {
+        Entry {
+            path: b"f".to_vec(),
+            kind: EntryKind::File { size, sparse: None },
+            meta: EntryMeta::default(),
+        }
+    }
+
+    /// Data area of the single member in `out` (after the `x` header, its records and the
+    /// ustar header).
+    fn member_data(out: &[u8], header_len: usize) -> &[u8] {
+        &out[header_len..]
+    }
+
+    #[test]
+    fn a_file_that_shrank_is_zero_padded_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, [9u8; 1000]).unwrap();
+        let file = File::open(&path).unwrap();
+        let progress = ArchiveProgress::default();
+        let mut enc = encoder(&progress);
+        let entry = file_entry(10_000);
+        enc.write_member(&entry, Some(&file)).unwrap();
+        let header_len = encode_header(&entry).len();
+        let out = enc.out.into_inner().unwrap();
+        let data = member_data(&out, header_len);
+        assert_eq!(data.len(), 10_240);
+        assert!(data[..1000].iter().all(|&b| b == 9));
+        assert!(data[1000..].iter().all(|&b| b == 0));
+        assert_eq!(enc.stats.bytes_read, 1000);
+        assert_eq!(enc.stats.errors.len(), 1);
+        assert!(
+            enc.stats.errors[0].starts_with("f: shrank to 1000 bytes"),
+            "{:?}",
+            enc.stats.errors
+        );
+    }
+
+    #[test]
+    fn a_file_that_grew_is_stored_at_its_declared_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, [9u8; 10_000]).unwrap();
+        let file = File::open(&path).unwrap();
+        let progress = ArchiveProgress::default();
+        let mut enc = encoder(&progress);
+        let entry = file_entry(600);
+        enc.write_member(&entry, Some(&file)).unwrap();
+        let header_len = encode_header(&entry).len();
+        let out = enc.out.into_inner().unwrap();
+        let data = member_data(&out, header_len);
+        assert_eq!(data.len(), 1024);
+        assert!(data[..600].iter().all(|&b| b == 9) && data[600..].iter().all(|&b| b == 0));
+        assert!(enc.stats.errors.is_empty());
+        assert_eq!(progress.bytes.load(Relaxed), 600);
+    }
+}

@@ -1,0 +1,197 @@
+//! Depth-first walk of the tree to archive: the root first, then each directory's names in
+//! byte-wise sorted order, each directory's content right after it (pre-order).
+//!
+//! It only lists and `lstat`s: it never follows symlinks, never opens files, and does not
+//! descend into a directory on another device than the root (the mount point itself is
+//! still yielded). It keeps an explicit stack instead of recursing, so depth costs heap,
+//! not the caller's thread stack. Problems below the root are events, not errors; only a
+//! root that cannot be examined or listed fails the walk.
+
+use std::ffi::OsString;
+use std::fs::{self, Metadata};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use super::ArchiveError;
+use super::entry::{ROOT_PATH, display_path};
+
+/// One object of the tree, with the `lstat` data taken when it was listed.
+#[derive(Debug)]
+pub(crate) struct WalkItem {
+    pub(crate) fs_path: PathBuf,
+    /// `"."` for the root, else the path relative to the root.
+    pub(crate) archive_path: Vec<u8>,
+    pub(crate) meta: Metadata,
+}
+
+#[derive(Debug)]
+pub(crate) enum WalkEvent {
+    Item(WalkItem),
+    /// Something below the root that could not be examined; the walk goes on without it.
+    Problem(String),
+}
+
+struct Level {
+    dir: PathBuf,
+    /// Archive path of `dir`, `""` for the root (so that children get no `./` prefix).
+    prefix: Vec<u8>,
+    names: std::vec::IntoIter<OsString>,
+}
+
+pub(crate) struct TreeWalker {
+    root_dev: u64,
+    root: Option<WalkItem>,
+    /// A directory just yielded whose names are read on the next call.
+    descend: Option<(PathBuf, Vec<u8>)>,
+    stack: Vec<Level>,
+}
+
+impl TreeWalker {
+    /// Examines `root`, which must be a directory (a symlink to one is refused).
+    pub(crate) fn new(root: &Path) -> Result<Self, ArchiveError> {
+        let meta = fs::symlink_metadata(root).map_err(|source| ArchiveError::Root {
+            path: root.to_path_buf(),
+            op: "lstat",
+            source,
+        })?;
+        if !meta.is_dir() {
+            return Err(ArchiveError::NotADirectory {
+                path: root.to_path_buf(),
+            });
+        }
+        Ok(TreeWalker {
+            root_dev: meta.dev(),
+            root: Some(WalkItem {
+                fs_path: root.to_path_buf(),
+                archive_path: ROOT_PATH.to_vec(),
+                meta,
+            }),
+            descend: None,
+            stack: Vec::new(),
+        })
+    }
+
+    pub(crate) fn next_event(&mut self) -> Result<Option<WalkEvent>, ArchiveError> {
+        if let Some(root) = self.root.take() {
+            self.descend = Some((root.fs_path.clone(), Vec::new()));
+            return Ok(Some(WalkEvent::Item(root)));
+        }
+        if let Some((dir, prefix)) = self.descend.take() {
+            match sorted_names(&dir) {
+                Ok(names) => self.stack.push(Level {
+                    dir,
+                    prefix,
+                    names: names.into_iter(),
+                }),
+                Err(source) if prefix.is_empty() => {
+                    return Err(ArchiveError::Root {
+                        path: dir,
+                        op: "read directory",
+                        source,
+                    });
+                }
+                Err(e) => {
+                    let msg = format!("{}: cannot list directory: {e}", display_path(&prefix));
+                    return Ok(Some(WalkEvent::Problem(msg)));
+                }
+            }
+        }
+        while let Some(level) = self.stack.last_mut() {
+            let Some(name) = level.names.next() else {
+                self.stack.pop();
+                continue;
+            };
+            let fs_path = level.dir.join(&name);
+            let mut archive_path = level.prefix.clone();
+            if !archive_path.is_empty() {
+                archive_path.push(b'/');
+            }
+            archive_path.extend_from_slice(name.as_bytes());
+            let meta = match fs::symlink_metadata(&fs_path) {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    let msg = format!(
+                        "{}: vanished before it was read",
+                        display_path(&archive_path)
+                    );
+                    return Ok(Some(WalkEvent::Problem(msg)));
+                }
+                Err(e) => {
+                    let msg = format!("{}: lstat: {e}", display_path(&archive_path));
+                    return Ok(Some(WalkEvent::Problem(msg)));
+                }
+            };
+            if meta.is_dir() && meta.dev() == self.root_dev {
+                self.descend = Some((fs_path.clone(), archive_path.clone()));
+            }
+            return Ok(Some(WalkEvent::Item(WalkItem {
+                fs_path,
+                archive_path,
+                meta,
+            })));
+        }
+        Ok(None)
+    }
+}
+
+fn sorted_names(dir: &Path) -> io::Result<Vec<OsString>> {
+    let mut names = fs::read_dir(dir)?
+        .map(|entry| entry.map(|e| e.file_name()))
+        .collect::<io::Result<Vec<_>>>()?;
+    // OsString orders by its bytes on Unix: exactly the byte-wise order we promise.
+    names.sort_unstable();
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn walk(root: &Path) -> Vec<String> {
+        let mut walker = TreeWalker::new(root).unwrap();
+        let mut out = Vec::new();
+        while let Some(event) = walker.next_event().unwrap() {
+            match event {
+                WalkEvent::Item(item) => out.push(String::from_utf8(item.archive_path).unwrap()),
+                WalkEvent::Problem(p) => out.push(format!("problem {p}")),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn pre_order_byte_sorted_without_following_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("b/c")).unwrap();
+        fs::write(root.join("B"), b"").unwrap();
+        fs::write(root.join("b/c/f"), b"").unwrap();
+        fs::write(root.join("a"), b"").unwrap();
+        std::os::unix::fs::symlink("b", root.join("link")).unwrap();
+        assert_eq!(walk(root), [".", "B", "a", "b", "b/c", "b/c/f", "link"]);
+    }
+
+    #[test]
+    fn root_must_be_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        fs::write(&file, b"").unwrap();
+        assert!(matches!(
+            TreeWalker::new(&file),
+            Err(ArchiveError::NotADirectory { .. })
+        ));
+        let link = dir.path().join("l");
+        std::os::unix::fs::symlink(dir.path(), &link).unwrap();
+        assert!(matches!(
+            TreeWalker::new(&link),
+            Err(ArchiveError::NotADirectory { .. })
+        ));
+        let missing = dir.path().join("missing");
+        assert!(matches!(
+            TreeWalker::new(&missing),
+            Err(ArchiveError::Root { .. })
+        ));
+    }
+}

@@ -1,0 +1,166 @@
+//! Command line of `backup-client`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::commands::{backup, restore, snapshots};
+use crate::http::HttpClient;
+use crate::repository::Repository;
+use crate::tls::Fingerprint;
+
+#[derive(Parser)]
+#[command(
+    name = "backup-client",
+    version,
+    about = "Back up and restore directory trees"
+)]
+pub struct Cli {
+    /// TOKENID@HOST[:PORT]:STORE
+    #[arg(long, global = true, env = "BACKUP_REPOSITORY")]
+    pub repository: Option<String>,
+    /// SHA-256 fingerprint of the server certificate (32 colon-separated hex pairs).
+    #[arg(long, global = true, env = "BACKUP_FINGERPRINT")]
+    pub fingerprint: Option<String>,
+    /// Output format of the summary.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output_format: OutputFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Back up directories, one archive each, into one new snapshot.
+    Backup {
+        /// NAME.tar:PATH, one per archive.
+        #[arg(required = true)]
+        specs: Vec<backup::ArchiveSpec>,
+        /// Backup id (default: the host name).
+        #[arg(long)]
+        backup_id: Option<String>,
+        /// Backup type: host, vm or ct.
+        #[arg(long, default_value = "host")]
+        backup_type: String,
+        /// Namespace, e.g. "site1/web".
+        #[arg(long, default_value = "")]
+        ns: String,
+    },
+    /// List snapshots.
+    Snapshots {
+        #[arg(long, default_value = "")]
+        ns: String,
+    },
+    /// Restore an archive of a snapshot into a directory.
+    Restore {
+        /// Snapshot, e.g. host/web1/2026-11-24T08:00:00Z.
+        snapshot: String,
+        /// Archive name, e.g. root.tar.
+        archive: String,
+        /// Directory to restore into (must not exist or be empty).
+        target: PathBuf,
+        #[arg(long, default_value = "")]
+        ns: String,
+    },
+}
+
+/// Runs the command; the exit status is non-zero on error or when files were skipped.
+pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run_async(cli))
+}
+
+async fn run_async(cli: Cli) -> Result<std::process::ExitCode> {
+    let json = cli.output_format == OutputFormat::Json;
+    let client = connect(&cli)?;
+    match cli.command {
+        Command::Backup {
+            specs,
+            backup_id,
+            backup_type,
+            ns,
+        } => {
+            let backup_id = match backup_id {
+                Some(id) => id,
+                None => nix::unistd::gethostname()
+                    .context("reading the host name")?
+                    .into_string()
+                    .map_err(|_| anyhow::anyhow!("the host name is not UTF-8; pass --backup-id"))?,
+            };
+            let options = backup::BackupOptions {
+                specs,
+                backup_type,
+                backup_id,
+                ns,
+                quiet: json,
+            };
+            let summary = backup::run(&client, options).await?;
+            print(json, &summary, backup::print_text)?;
+            if summary.errors > 0 {
+                eprintln!(
+                    "backup {} finished, but {} file(s) could not be read completely",
+                    summary.snapshot, summary.errors
+                );
+                return Ok(std::process::ExitCode::from(3));
+            }
+        }
+        Command::Snapshots { ns } => {
+            let lines = snapshots::run(&client, &ns).await?;
+            print(json, &lines, |l| snapshots::print_text(l))?;
+        }
+        Command::Restore {
+            snapshot,
+            archive,
+            target,
+            ns,
+        } => {
+            let request = restore::RestoreRequest {
+                snapshot,
+                archive,
+                target,
+                ns,
+                quiet: json,
+            };
+            let summary = restore::run(&client, request).await?;
+            print(json, &summary, restore::print_text)?;
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn print<T: serde::Serialize + ?Sized>(json: bool, value: &T, text: impl Fn(&T)) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(value)?);
+    } else {
+        text(value);
+    }
+    Ok(())
+}
+
+fn connect(cli: &Cli) -> Result<HttpClient> {
+    let repository: Repository = cli
+        .repository
+        .as_deref()
+        .context(
+            "no repository given: use --repository or BACKUP_REPOSITORY (TOKENID@HOST:PORT:STORE)",
+        )?
+        .parse()?;
+    let secret = std::env::var("BACKUP_PASSWORD")
+        .context("BACKUP_PASSWORD is not set: it must hold the API token secret")?;
+    let fingerprint = cli
+        .fingerprint
+        .as_deref()
+        .map(str::parse::<Fingerprint>)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!(e))?;
+    HttpClient::new(repository, secret, fingerprint)
+}

@@ -1,0 +1,6 @@
+//! One module per subcommand. Each takes parsed options and returns a summary that the
+//! CLI prints as text or JSON.
+
+pub mod backup;
+pub mod restore;
+pub mod snapshots;

@@ -1,0 +1,20 @@
+//! `backup-client`: backs up directory trees to a `backup-server` and restores them.
+//!
+//! The archive layer ([`archive`]) encodes a tree as tar with PAX headers on a blocking
+//! thread and restores one; [`upload`] turns the encoder's output into an HTTP body that
+//! ends only after the encoder's final result; [`http`] holds the TLS connections (the
+//! server certificate pinned by fingerprint in [`tls`]) and sessions upgraded to HTTP/2;
+//! [`commands`] has one module per subcommand.
+//!
+//! Invariants: no credential is sent before the server's certificate matched the pinned
+//! fingerprint; a backup is reported successful only after the server finished the
+//! snapshot; restored data is verified chunk by chunk before it is written.
+
+pub mod archive;
+pub mod cli;
+pub mod commands;
+pub mod http;
+pub mod progress;
+pub mod repository;
+pub mod tls;
+pub mod upload;

@@ -1,0 +1,269 @@
+//! The archive upload stream: the tar encoder runs on its own thread and hands its bytes
+//! over a bounded channel to an HTTP body that the session streams to the server.
+//!
+//! A closed channel is never taken as success: when it closes, the body waits for the
+//! encoder's final result (a oneshot sent after the encoder returned) and only then ends
+//! the stream, cleanly on success and with an error on failure, which resets the HTTP/2
+//! stream so that the server discards the archive. This is RELIABILITY.md's
+//! notifier-synchronized stream.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use hyper::body::{Body, Frame};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::archive::{ArchiveProgress, EncodeStats};
+use crate::http::BoxError;
+
+/// Size of the blocks handed from the encoder to the upload.
+const BLOCK_SIZE: usize = 1024 * 1024;
+/// Blocks that may wait in the channel: bounds memory to a few MiB.
+const CHANNEL_BLOCKS: usize = 8;
+
+/// Environment variable of the test-only fault injection. `encoder-fail-after-end` makes
+/// the encoder report an error after it has written its last byte; `stall-after-first-block`
+/// makes it stop for good after handing over its first block (a client that hangs mid-way,
+/// to be killed). Tests use them to prove that neither can leave a snapshot behind.
+pub const FAULT_ENV: &str = "BACKUP_CLIENT_TEST_FAULT";
+
+/// Where the encoder's final result lands once the body has ended: its statistics, or
+/// its error (the HTTP layer reports a failed body only as a reset stream, so the caller
+/// reads the real cause here).
+pub type StatsSlot = Arc<Mutex<Option<Result<EncodeStats, String>>>>;
+
+/// The HTTP body of one archive upload.
+pub struct EncoderStream {
+    rx: mpsc::Receiver<Bytes>,
+    result: oneshot::Receiver<anyhow::Result<EncodeStats>>,
+    slot: StatsSlot,
+    sent: Arc<AtomicU64>,
+    done: bool,
+}
+
+/// Starts encoding `root` on a new thread. `sent` counts the bytes the body yields.
+pub fn spawn_encoder(
+    root: PathBuf,
+    progress: Arc<ArchiveProgress>,
+    sent: Arc<AtomicU64>,
+) -> anyhow::Result<(EncoderStream, StatsSlot)> {
+    let fault = std::env::var(FAULT_ENV).ok();
+    let stall = fault.as_deref() == Some("stall-after-first-block");
+    let fail_after_end = fault.as_deref() == Some("encoder-fail-after-end");
+    spawn_producer(
+        move |out| {
+            let stats = crate::archive::encode_tree(&root, &mut *out, &progress).map_err(|e| {
+                anyhow::Error::new(e).context(format!("encoding {}", root.display()))
+            })?;
+            if fail_after_end {
+                out.flush()?;
+                anyhow::bail!("injected fault: encoder failed after its last byte");
+            }
+            Ok(stats)
+        },
+        stall,
+        sent,
+    )
+}
+
+/// Runs `produce` on a new thread, writing into the returned body. The body ends only
+/// after `produce` returned: cleanly with its statistics in the slot, or with its error.
+pub fn spawn_producer(
+    produce: impl FnOnce(&mut dyn Write) -> anyhow::Result<EncodeStats> + Send + 'static,
+    stall: bool,
+    sent: Arc<AtomicU64>,
+) -> anyhow::Result<(EncoderStream, StatsSlot)> {
+    let (tx, rx) = mpsc::channel(CHANNEL_BLOCKS);
+    let (result_tx, result_rx) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("archive-encoder".into())
+        .spawn(move || {
+            let mut writer = ChannelWriter {
+                tx,
+                buf: BytesMut::with_capacity(BLOCK_SIZE),
+                stall,
+            };
+            let result = produce(&mut writer).and_then(|stats| {
+                writer.flush()?;
+                Ok(stats)
+            });
+            drop(writer);
+            // The receiver is gone only when the upload was abandoned; nobody waits then.
+            let _ = result_tx.send(result);
+        })?;
+    let slot: StatsSlot = Arc::new(Mutex::new(None));
+    let stream = EncoderStream {
+        rx,
+        result: result_rx,
+        slot: Arc::clone(&slot),
+        sent,
+        done: false,
+    };
+    Ok((stream, slot))
+}
+
+impl Body for EncoderStream {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(block)) => {
+                self.sent.fetch_add(block.len() as u64, Ordering::Relaxed);
+                Poll::Ready(Some(Ok(Frame::data(block))))
+            }
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => {
+                let result = match Pin::new(&mut self.result).poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(result) => result,
+                };
+                self.done = true;
+                let result = match result {
+                    Ok(Ok(stats)) => Ok(stats),
+                    Ok(Err(err)) => Err(format!("{err:#}")),
+                    Err(_) => Err("archive encoder ended without a result".to_string()),
+                };
+                let end = match &result {
+                    Ok(_) => None,
+                    Err(msg) => Some(Err(msg.clone().into())),
+                };
+                *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+                Poll::Ready(end)
+            }
+        }
+    }
+}
+
+/// `Write` into the channel in blocks; a closed channel is a broken pipe.
+struct ChannelWriter {
+    tx: mpsc::Sender<Bytes>,
+    buf: BytesMut,
+    stall: bool,
+}
+
+impl ChannelWriter {
+    fn send_buffer(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let block = self.buf.split().freeze();
+        self.buf.reserve(BLOCK_SIZE);
+        self.tx.blocking_send(block).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "upload stopped reading the archive",
+            )
+        })?;
+        if self.stall {
+            // Test fault: hang for good, like a client stuck mid-upload, until killed.
+            loop {
+                std::thread::park();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let room = BLOCK_SIZE - self.buf.len();
+        let n = data.len().min(room);
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() >= BLOCK_SIZE {
+            self.send_buffer()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send_buffer()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    fn stats() -> EncodeStats {
+        EncodeStats {
+            entries: 1,
+            files: 1,
+            bytes_read: 0,
+            errors: Vec::new(),
+        }
+    }
+
+    /// Collects the body: the data it yielded and its error, if it ended with one.
+    async fn drain(mut body: EncoderStream) -> (usize, Option<String>) {
+        let mut len = 0;
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(frame) => len += frame.into_data().map(|d| d.len()).unwrap_or(0),
+                Err(err) => return (len, Some(err.to_string())),
+            }
+        }
+        (len, None)
+    }
+
+    #[tokio::test]
+    async fn success_ends_the_stream_after_the_result() {
+        let sent = Arc::new(AtomicU64::new(0));
+        let (body, slot) = spawn_producer(
+            |out| {
+                out.write_all(&vec![1u8; 3 * BLOCK_SIZE + 17])?;
+                Ok(stats())
+            },
+            false,
+            Arc::clone(&sent),
+        )
+        .unwrap();
+        assert_eq!(drain(body).await, (3 * BLOCK_SIZE + 17, None));
+        assert_eq!(sent.load(Ordering::Relaxed), (3 * BLOCK_SIZE + 17) as u64);
+        assert!(matches!(*slot.lock().unwrap(), Some(Ok(_))));
+    }
+
+    #[tokio::test]
+    async fn failure_after_the_last_byte_fails_the_stream() {
+        let (body, slot) = spawn_producer(
+            |out| {
+                out.write_all(&vec![1u8; BLOCK_SIZE + 5])?;
+                out.flush()?;
+                // Let the consumer see every byte and the closed channel first.
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                anyhow::bail!("disk went away")
+            },
+            false,
+            Arc::new(AtomicU64::new(0)),
+        )
+        .unwrap();
+        let (len, err) = drain(body).await;
+        assert_eq!(len, BLOCK_SIZE + 5);
+        assert!(err.is_some_and(|e| e.contains("disk went away")));
+        assert!(matches!(&*slot.lock().unwrap(), Some(Err(e)) if e.contains("disk went away")));
+    }
+
+    #[tokio::test]
+    async fn a_producer_that_dies_fails_the_stream() {
+        let (body, _slot) = spawn_producer(
+            |_out| -> anyhow::Result<EncodeStats> { panic!("encoder crashed") },
+            false,
+            Arc::new(AtomicU64::new(0)),
+        )
+        .unwrap();
+        let (_, err) = drain(body).await;
+        assert!(err.is_some_and(|e| e.contains("without a result")));
+    }
+}

@@ -1,0 +1,164 @@
+//! REST dispatch: authenticate, match the route table of [`protocol::routes`], call the
+//! handler, map its error. Handlers live in one file per resource under `api/`.
+
+mod backup;
+mod reader;
+mod snapshots;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use protocol::routes::{self, Method, Route};
+
+use crate::auth::{AuthId, authenticate};
+use crate::error::{ApiError, ApiResult};
+use crate::state::ServerState;
+
+/// Path parameters captured from a route template.
+pub type PathParams = Vec<(String, String)>;
+
+/// Answers one request of a plain (not upgraded) connection.
+pub async fn handle(
+    state: Arc<ServerState>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Full<Bytes>> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let response = match dispatch(state, req).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    };
+    tracing::info!("{peer} {method} {path} -> {}", response.status().as_u16());
+    response
+}
+
+async fn dispatch(
+    state: Arc<ServerState>,
+    req: Request<Incoming>,
+) -> ApiResult<Response<Full<Bytes>>> {
+    let auth_header = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let auth = authenticate(&state.config, auth_header.as_deref())?;
+    let method = to_method(req.method())?;
+    let (route, params) = match_route(routes::REST_ROUTES, method, req.uri().path())?;
+    match route {
+        r if r == routes::VERSION => version(&auth),
+        r if r == routes::SNAPSHOTS => snapshots::list(&state, &params, req).await,
+        r if r == routes::BACKUP => backup::start(state, auth, req).await,
+        r if r == routes::READER => reader::start(state, auth, req).await,
+        other => Err(ApiError::Internal(anyhow::anyhow!(
+            "route {other:?} has no handler"
+        ))),
+    }
+}
+
+fn version(auth: &AuthId) -> ApiResult<Response<Full<Bytes>>> {
+    crate::error::json_response(&protocol::types::VersionResponse {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        auth_id: auth.0.clone(),
+    })
+}
+
+pub fn to_method(method: &hyper::Method) -> ApiResult<Method> {
+    Ok(match *method {
+        hyper::Method::GET => Method::Get,
+        hyper::Method::POST => Method::Post,
+        hyper::Method::PUT => Method::Put,
+        hyper::Method::DELETE => Method::Delete,
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "method {method} is not supported"
+            )));
+        }
+    })
+}
+
+/// Finds the route for a method and path; `{name}` template segments capture one
+/// percent-decoded path segment each.
+pub fn match_route(table: &[Route], method: Method, path: &str) -> ApiResult<(Route, PathParams)> {
+    let segments: Vec<&str> = path.split('/').collect();
+    let mut path_known = false;
+    for route in table {
+        let template: Vec<&str> = route.path.split('/').collect();
+        if template.len() != segments.len() {
+            continue;
+        }
+        let mut params = Vec::new();
+        let matched = template.iter().zip(&segments).all(|(t, s)| {
+            if let Some(name) = t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+                match protocol::routes::percent_decode(s) {
+                    Some(value) if !value.is_empty() => {
+                        params.push((name.to_string(), value));
+                        true
+                    }
+                    _ => false,
+                }
+            } else {
+                t == s
+            }
+        });
+        if matched {
+            if route.method == method {
+                return Ok((*route, params));
+            }
+            path_known = true;
+        }
+    }
+    if path_known {
+        Err(ApiError::bad_request(format!(
+            "method not allowed on {path}"
+        )))
+    } else {
+        Err(ApiError::NotFound(format!("no such route: {path}")))
+    }
+}
+
+/// The value of a captured path parameter.
+pub fn param<'a>(params: &'a PathParams, name: &str) -> ApiResult<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("route lacks parameter {name}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_match_with_parameters() {
+        let (route, params) = match_route(
+            routes::REST_ROUTES,
+            Method::Get,
+            "/api2/json/admin/datastore/st1/snapshots",
+        )
+        .unwrap();
+        assert_eq!(route, routes::SNAPSHOTS);
+        assert_eq!(params, vec![("store".to_string(), "st1".to_string())]);
+        assert!(matches!(
+            match_route(routes::REST_ROUTES, Method::Get, "/api2/json/nope"),
+            Err(ApiError::NotFound(_))
+        ));
+        assert!(matches!(
+            match_route(routes::REST_ROUTES, Method::Post, "/api2/json/version"),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(
+            match_route(
+                routes::REST_ROUTES,
+                Method::Get,
+                "/api2/json/admin/datastore//snapshots"
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,49 @@
+//! Small helpers for handlers: query parsing and bounded body reads.
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// Parses a query string into `T` (unknown or malformed parameters are a 400).
+pub fn parse_query<T: DeserializeOwned>(query: Option<&str>) -> Result<T, ApiError> {
+    serde_urlencoded::from_str(query.unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("invalid query parameters: {e}")))
+}
+
+/// Reads a whole body, failing with 413 as soon as it grows past `limit`.
+pub async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ApiError::bad_request(format!("reading request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return Err(ApiError::PayloadTooLarge(format!(
+                    "request body is larger than {limit} bytes"
+                )));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// Reads a JSON body of at most [`protocol::limits::MAX_JSON_BODY`] bytes.
+pub async fn read_json<T: DeserializeOwned>(body: Incoming) -> Result<T, ApiError> {
+    let bytes = read_body(body, protocol::limits::MAX_JSON_BODY).await?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+/// Runs blocking work (file IO, hashing) off the async workers.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("worker failed: {e}")))?
+        .map_err(ApiError::Internal)
+}

@@ -1,0 +1,300 @@
+//! A backup session: archive streams, blobs and `finish` on one upgraded connection.
+//!
+//! The snapshot directory exists from the start but holds no manifest until `finish`, so
+//! it never lists as a backup. When the connection ends without `finish` (client killed,
+//! network lost, an error) the directory is removed. Handlers hold the session's `active`
+//! read lock while they run; the end of the session takes the write lock, so cleanup never
+//! races with a running upload.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use datastore::manifest::{BackupManifest, ManifestFile};
+use datastore::names::{ArchiveKind, MANIFEST_NAME};
+use datastore::snapshot::SnapshotRef;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use protocol::routes::{SESSION_ARCHIVE, SESSION_BLOB, SESSION_FINISH};
+use protocol::types::{ArchiveUploadParams, ArchiveUploadResponse, FinishRequest, FinishResponse};
+use serde::Deserialize;
+use tokio::sync::{Mutex, RwLock};
+
+use crate::api::{match_route, to_method};
+use crate::error::{ApiError, ApiResult, json_response};
+use crate::http_util::{blocking, parse_query, read_body, read_json};
+use crate::ingest::{IngestTarget, ingest};
+use crate::state::{GroupGuard, OpenStore, ServerState};
+
+pub struct BackupSession {
+    open: OpenStore,
+    snapshot: SnapshotRef,
+    zeros: Arc<datastore::digest::ZeroDigests>,
+    /// Files uploaded so far, by file name in the snapshot directory.
+    files: Mutex<BTreeMap<String, ManifestFile>>,
+    /// `false` while open; `true` once finished or abandoned (no more requests).
+    active: RwLock<SessionEnd>,
+    _group: GroupGuard,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SessionEnd {
+    Open,
+    Finished,
+    Abandoned,
+}
+
+impl BackupSession {
+    pub fn new(
+        open: OpenStore,
+        snapshot: SnapshotRef,
+        zeros: Arc<datastore::digest::ZeroDigests>,
+        group: GroupGuard,
+    ) -> Self {
+        Self {
+            open,
+            snapshot,
+            zeros,
+            files: Mutex::new(BTreeMap::new()),
+            active: RwLock::new(SessionEnd::Open),
+            _group: group,
+        }
+    }
+
+    /// Serves the session until the connection ends, then keeps or removes the snapshot.
+    pub async fn run(self: Arc<Self>, io: hyper::upgrade::Upgraded, state: Arc<ServerState>) {
+        let session = Arc::clone(&self);
+        let service = service_fn(move |req| {
+            let session = Arc::clone(&session);
+            let state = Arc::clone(&state);
+            async move {
+                let response = match session.handle(req, &state).await {
+                    Ok(response) => response,
+                    Err(err) => err.into_response(),
+                };
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        });
+        if let Err(err) = crate::session::serve_h2(io, service).await {
+            tracing::info!("backup session {}: connection ended: {err}", self.snapshot);
+        }
+        self.abandon().await;
+    }
+
+    /// Ends the session: unless it finished, its snapshot directory is removed.
+    pub async fn abandon(&self) {
+        let mut end = self.active.write().await;
+        if *end == SessionEnd::Finished {
+            return;
+        }
+        *end = SessionEnd::Abandoned;
+        let store = Arc::clone(&self.open.store);
+        let snapshot = self.snapshot.clone();
+        let removed =
+            tokio::task::spawn_blocking(move || store.remove_snapshot_dir(&snapshot)).await;
+        match removed {
+            Ok(Ok(())) => tracing::info!("removed unfinished backup {}", self.snapshot),
+            Ok(Err(err)) => {
+                tracing::error!("removing unfinished backup {}: {err}", self.snapshot)
+            }
+            Err(err) => tracing::error!("removing unfinished backup {}: {err}", self.snapshot),
+        }
+    }
+
+    async fn handle(
+        &self,
+        req: Request<Incoming>,
+        state: &ServerState,
+    ) -> ApiResult<Response<Full<Bytes>>> {
+        let active = self.active.read().await;
+        if *active != SessionEnd::Open {
+            return Err(ApiError::bad_request("the backup session has ended"));
+        }
+        let method = to_method(req.method())?;
+        let routes = [SESSION_ARCHIVE, SESSION_BLOB, SESSION_FINISH];
+        let (route, _) = match_route(&routes, method, req.uri().path())?;
+        match route {
+            r if r == SESSION_ARCHIVE => self.upload_archive(req, state).await,
+            r if r == SESSION_BLOB => self.upload_blob(req).await,
+            _ => {
+                drop(active);
+                self.finish(req).await
+            }
+        }
+    }
+
+    async fn upload_archive(
+        &self,
+        req: Request<Incoming>,
+        state: &ServerState,
+    ) -> ApiResult<Response<Full<Bytes>>> {
+        let params: ArchiveUploadParams = parse_query(req.uri().query())?;
+        if datastore::names::validate_archive_name(&params.archive_name)? != ArchiveKind::Tar {
+            return Err(ApiError::bad_request(format!(
+                "'{}' is not an archive name (NAME.tar)",
+                params.archive_name
+            )));
+        }
+        let file_name = datastore::names::archive_file_name(&params.archive_name);
+        self.reserve(&file_name).await?;
+        let target = IngestTarget {
+            store: Arc::clone(&self.open.store),
+            chunker: self.open.chunker,
+            zeros: Arc::clone(&self.zeros),
+            index_path: self
+                .open
+                .store
+                .snapshot_path(&self.snapshot)
+                .join(&file_name),
+        };
+        let result = ingest(req.into_body(), target, &state.bytes_received).await;
+        let stats = match result {
+            Ok(stats) => stats,
+            Err(err) => {
+                self.files.lock().await.remove(&file_name);
+                return Err(err);
+            }
+        };
+        let index = stats
+            .index
+            .clone()
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("ingest returned no index")))?;
+        self.files.lock().await.insert(
+            file_name.clone(),
+            ManifestFile {
+                filename: file_name,
+                size: index.size,
+                csum: index.csum.to_hex(),
+                chunks: index.chunks,
+            },
+        );
+        json_response(&ArchiveUploadResponse {
+            size: index.size,
+            chunks: index.chunks,
+            new_chunks: stats.new_chunks,
+            bytes_received: stats.bytes_received,
+            bytes_stored: stats.bytes_stored,
+            csum: index.csum.to_hex(),
+        })
+    }
+
+    async fn upload_blob(&self, req: Request<Incoming>) -> ApiResult<Response<Full<Bytes>>> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "kebab-case", deny_unknown_fields)]
+        struct BlobParams {
+            file_name: String,
+        }
+        let params: BlobParams = parse_query(req.uri().query())?;
+        if datastore::names::validate_archive_name(&params.file_name)? != ArchiveKind::Blob {
+            return Err(ApiError::bad_request(format!(
+                "'{}' is not a blob name (NAME.blob)",
+                params.file_name
+            )));
+        }
+        self.reserve(&params.file_name).await?;
+        let result = self.store_blob(req.into_body(), &params.file_name).await;
+        let mut files = self.files.lock().await;
+        match result {
+            Ok(file) => {
+                files.insert(params.file_name.clone(), file);
+                json_response(&serde_json::json!({}))
+            }
+            Err(err) => {
+                files.remove(&params.file_name);
+                Err(err)
+            }
+        }
+    }
+
+    async fn store_blob(&self, body: Incoming, file_name: &str) -> ApiResult<ManifestFile> {
+        let blob = read_body(body, protocol::limits::MAX_BLOB_SIZE).await?;
+        let raw = datastore::blob::decode(&blob, protocol::limits::MAX_BLOB_SIZE)
+            .map_err(|e| ApiError::bad_request(format!("invalid blob: {e}")))?;
+        let path = self
+            .open
+            .store
+            .snapshot_file_path(&self.snapshot, file_name)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let file = ManifestFile {
+            filename: file_name.to_string(),
+            size: raw.len() as u64,
+            csum: datastore::digest::Digest::of(&blob).to_hex(),
+            chunks: 0,
+        };
+        blocking(move || Ok(datastore::fs_util::replace_file(&path, &blob)?)).await?;
+        Ok(file)
+    }
+
+    /// Claims a file name for an upload; each name may be uploaded once per session.
+    async fn reserve(&self, file_name: &str) -> ApiResult<()> {
+        let mut files = self.files.lock().await;
+        if files.contains_key(file_name) {
+            return Err(ApiError::bad_request(format!(
+                "'{file_name}' was already uploaded in this session"
+            )));
+        }
+        files.insert(
+            file_name.to_string(),
+            ManifestFile {
+                filename: file_name.to_string(),
+                size: 0,
+                csum: String::new(),
+                chunks: 0,
+            },
+        );
+        Ok(())
+    }
+
+    async fn finish(&self, req: Request<Incoming>) -> ApiResult<Response<Full<Bytes>>> {
+        let request: FinishRequest = read_json(req.into_body()).await?;
+        let mut end = self.active.write().await;
+        if *end != SessionEnd::Open {
+            return Err(ApiError::bad_request("the backup session has ended"));
+        }
+        let files: Vec<ManifestFile> = self.files.lock().await.values().cloned().collect();
+        let expected: Vec<String> = request
+            .archives
+            .iter()
+            .map(|a| datastore::names::archive_file_name(a))
+            .collect();
+        let mut uploaded: Vec<String> = files.iter().map(|f| f.filename.clone()).collect();
+        let mut expected_sorted = expected.clone();
+        expected_sorted.sort();
+        uploaded.sort();
+        if uploaded.is_empty() {
+            return Err(ApiError::bad_request(
+                "nothing was uploaded: refusing an empty snapshot",
+            ));
+        }
+        if uploaded != expected_sorted {
+            return Err(ApiError::bad_request(format!(
+                "the client names {expected_sorted:?} but the session stored {uploaded:?}"
+            )));
+        }
+        if files
+            .iter()
+            .any(|f| f.filename != MANIFEST_NAME && f.csum.is_empty())
+        {
+            return Err(ApiError::bad_request(
+                "an upload of this session is still running",
+            ));
+        }
+        let manifest = BackupManifest {
+            backup_type: self.snapshot.group.backup_type.to_string(),
+            backup_id: self.snapshot.group.backup_id.clone(),
+            backup_time: self.snapshot.time,
+            files,
+            unprotected: serde_json::json!({}),
+        };
+        let store = Arc::clone(&self.open.store);
+        let snapshot = self.snapshot.clone();
+        blocking(move || Ok(store.write_manifest(&snapshot, &manifest)?)).await?;
+        *end = SessionEnd::Finished;
+        tracing::info!("backup {} finished", self.snapshot);
+        json_response(&FinishResponse {
+            snapshot: self.snapshot.to_string(),
+        })
+    }
+}

@@ -1,0 +1,97 @@
+//! State shared by every connection of a running server.
+
+use std::collections::HashSet;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+use datastore::chunker::ChunkerParams;
+use datastore::digest::ZeroDigests;
+use datastore::snapshot::BackupGroup;
+use datastore::store::DataStore;
+
+use crate::config::ConfigDir;
+use crate::error::ApiError;
+
+pub struct ServerState {
+    pub config: ConfigDir,
+    pub zeros: Arc<ZeroDigests>,
+    /// Groups with a running backup session, per store: one writer per group.
+    active_groups: Mutex<HashSet<(String, BackupGroup)>>,
+    /// Bytes of request bodies received by backup sessions since start.
+    pub bytes_received: AtomicU64,
+}
+
+/// A datastore opened for one request or session, with its configured chunker.
+pub struct OpenStore {
+    pub name: String,
+    pub store: Arc<DataStore>,
+    pub chunker: ChunkerParams,
+}
+
+impl ServerState {
+    pub fn new(config: ConfigDir) -> Self {
+        Self {
+            config,
+            zeros: Arc::new(ZeroDigests::new()),
+            active_groups: Mutex::new(HashSet::new()),
+            bytes_received: AtomicU64::new(0),
+        }
+    }
+
+    /// Opens a configured datastore by name.
+    pub fn open_store(&self, name: &str) -> Result<OpenStore, ApiError> {
+        datastore::names::validate_store_name(name)?;
+        let config = self
+            .config
+            .datastore(name)?
+            .ok_or_else(|| ApiError::NotFound(format!("no datastore named '{name}'")))?;
+        let store = DataStore::open(&config.path).map_err(|e| {
+            ApiError::Internal(anyhow::Error::new(e).context(format!("opening datastore '{name}'")))
+        })?;
+        let chunker = ChunkerParams::new(config.chunk_size).map_err(|e| {
+            ApiError::Internal(anyhow::Error::new(e).context("datastore chunk size"))
+        })?;
+        Ok(OpenStore {
+            name: name.to_string(),
+            store: Arc::new(store),
+            chunker,
+        })
+    }
+
+    /// Marks a group as being written; the guard releases it.
+    pub fn lock_group(
+        self: &Arc<Self>,
+        store: &str,
+        group: &BackupGroup,
+    ) -> Result<GroupGuard, ApiError> {
+        let key = (store.to_string(), group.clone());
+        let mut active = self.active_groups.lock().unwrap_or_else(|e| e.into_inner());
+        if !active.insert(key.clone()) {
+            return Err(ApiError::Conflict(format!(
+                "a backup of group {}/{} is already running",
+                group.backup_type, group.backup_id
+            )));
+        }
+        Ok(GroupGuard {
+            state: Arc::clone(self),
+            key,
+        })
+    }
+}
+
+/// Held while a backup session writes a group.
+pub struct GroupGuard {
+    state: Arc<ServerState>,
+    key: (String, BackupGroup),
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        let mut active = self
+            .state
+            .active_groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        active.remove(&self.key);
+    }
+}

@@ -1,0 +1,195 @@
+//! The blob container that holds every chunk and small file of a store.
+//!
+//! Layout (little-endian): `MAGIC[8] | CRC32(payload)[4] | payload`, where the magic says
+//! whether the payload is the raw data or zstd frames (see [`crate::file_formats`]). The CRC
+//! catches bit rot and truncation cheaply; it is not a security check, which is why
+//! [`decode_verified`] also compares the SHA-256 of the decoded data with the chunk's name.
+//!
+//! Pure codec: no IO. Decoding treats its input as hostile: it never panics, and it never
+//! allocates more than `max_size` (plus the input) whatever a zstd header claims.
+
+use std::io::Read;
+
+use crate::digest::Digest;
+use crate::file_formats::{BLOB_HEADER_SIZE, BLOB_RAW_MAGIC, BLOB_ZSTD_MAGIC};
+
+/// Largest plain chunk the store accepts (the chunker's largest `max`).
+pub const MAX_CHUNK_SIZE: usize = 16 << 20;
+
+/// zstd level for chunks and blobs: level 1 compresses at hundreds of MB/s per core, and
+/// higher levels gain little on backup data.
+const ZSTD_LEVEL: i32 = 1;
+
+/// How the payload of a blob is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlobKind {
+    /// The data as is.
+    Raw,
+    /// zstd frames.
+    Zstd,
+}
+
+/// A blob that cannot be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("blob too short: {len} bytes, the header alone is {BLOB_HEADER_SIZE}")]
+    TooShort { len: usize },
+    #[error("unknown blob magic {magic:02x?}")]
+    BadMagic { magic: [u8; 8] },
+    #[error("blob CRC mismatch: header says {expected:08x}, payload has {actual:08x}")]
+    CrcMismatch { expected: u32, actual: u32 },
+    #[error("blob decodes to more than {max} bytes ({size:?} declared)")]
+    TooLarge { size: Option<u64>, max: usize },
+    #[error("corrupt zstd payload: {source}")]
+    Decompress {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("digest mismatch: expected {expected}, data has {actual}")]
+    DigestMismatch { expected: Digest, actual: Digest },
+}
+
+/// Encodes `data` as a blob. With `compress`, the payload is zstd (level 1) if that is
+/// strictly smaller than the raw data, raw otherwise.
+pub fn encode(data: &[u8], compress: bool) -> Vec<u8> {
+    if compress
+        && !data.is_empty()
+        && let Some(blob) = encode_zstd(data)
+    {
+        return blob;
+    }
+    let mut out = Vec::with_capacity(BLOB_HEADER_SIZE + data.len());
+    out.extend_from_slice(&BLOB_RAW_MAGIC);
+    out.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+/// A zstd blob if the compressed payload is strictly smaller than `data`.
+fn encode_zstd(data: &[u8]) -> Option<Vec<u8>> {
+    // Room for a payload one byte shorter than the data: zstd stops with "destination too
+    // small" as soon as compression does not pay, so incompressible data costs little.
+    let mut buf = Vec::with_capacity(BLOB_HEADER_SIZE + data.len() - 1);
+    buf.extend_from_slice(&BLOB_ZSTD_MAGIC);
+    buf.extend_from_slice(&[0u8; 4]);
+    let mut cursor = std::io::Cursor::new(buf);
+    cursor.set_position(BLOB_HEADER_SIZE as u64);
+    let mut compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok()?;
+    let written = compressor.compress_to_buffer(data, &mut cursor).ok()?;
+    let mut out = cursor.into_inner();
+    if written >= data.len() || out.len() != BLOB_HEADER_SIZE + written {
+        return None;
+    }
+    let crc = crc32fast::hash(&out[BLOB_HEADER_SIZE..]);
+    out[8..BLOB_HEADER_SIZE].copy_from_slice(&crc.to_le_bytes());
+    Some(out)
+}
+
+/// Checks the magic and the CRC, and returns the kind and the payload.
+pub fn check(blob: &[u8]) -> Result<(BlobKind, &[u8]), BlobError> {
+    let kind = kind(blob)?;
+    let (header, payload) = blob.split_at(BLOB_HEADER_SIZE);
+    let mut crc = [0u8; 4];
+    crc.copy_from_slice(&header[8..]);
+    let expected = u32::from_le_bytes(crc);
+    let actual = crc32fast::hash(payload);
+    if expected != actual {
+        return Err(BlobError::CrcMismatch { expected, actual });
+    }
+    Ok((kind, payload))
+}
+
+/// The kind of a blob, from its magic (the CRC is not checked).
+pub fn kind(blob: &[u8]) -> Result<BlobKind, BlobError> {
+    let Some(magic) = blob.first_chunk::<8>() else {
+        return Err(BlobError::TooShort { len: blob.len() });
+    };
+    if blob.len() < BLOB_HEADER_SIZE {
+        return Err(BlobError::TooShort { len: blob.len() });
+    }
+    match *magic {
+        BLOB_RAW_MAGIC => Ok(BlobKind::Raw),
+        BLOB_ZSTD_MAGIC => Ok(BlobKind::Zstd),
+        magic => Err(BlobError::BadMagic { magic }),
+    }
+}
+
+/// Decodes a blob: checks magic and CRC, and decompresses to at most `max_size` bytes.
+pub fn decode(blob: &[u8], max_size: usize) -> Result<Vec<u8>, BlobError> {
+    let (kind, payload) = check(blob)?;
+    match kind {
+        BlobKind::Raw if payload.len() > max_size => Err(BlobError::TooLarge {
+            size: Some(payload.len() as u64),
+            max: max_size,
+        }),
+        BlobKind::Raw => Ok(payload.to_vec()),
+        BlobKind::Zstd => decompress(payload, max_size),
+    }
+}
+
+/// Like [`decode`], and also checks that the SHA-256 of the data is `expected`.
+pub fn decode_verified(
+    blob: &[u8],
+    expected: &Digest,
+    max_size: usize,
+) -> Result<Vec<u8>, BlobError> {
+    let data = decode(blob, max_size)?;
+    let actual = Digest::of(&data);
+    if actual != *expected {
+        return Err(BlobError::DigestMismatch {
+            expected: *expected,
+            actual,
+        });
+    }
+    Ok(data)
+}
+
+fn decompress(payload: &[u8], max_size: usize) -> Result<Vec<u8>, BlobError> {
+    let io_err = |source| BlobError::Decompress { source };
+    if payload.is_empty() {
+        // `encode` never writes an empty zstd payload; an empty one is a forged header.
+        return Err(io_err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "empty zstd payload",
+        )));
+    }
+    // Exact when every frame records its size (all that `encode` writes do): one allocation
+    // of the right size, after checking it against the limit.
+    if let Some(size) = zstd::bulk::Decompressor::upper_bound(payload) {
+        if size > max_size {
+            return Err(BlobError::TooLarge {
+                size: Some(size as u64),
+                max: max_size,
+            });
+        }
+        let mut out = Vec::with_capacity(size);
+        zstd::bulk::Decompressor::new()
+            .map_err(io_err)?
+            .decompress_to_buffer(payload, &mut out)
+            .map_err(io_err)?;
+        if out.len() != size {
+            return Err(io_err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("frames declare {size} bytes, hold {}", out.len()),
+            )));
+        }
+        return Ok(out);
+    }
+    // Frames without a size (streamed): stop one byte past the limit.
+    let decoder = zstd::stream::read::Decoder::with_buffer(payload).map_err(io_err)?;
+    let mut out = Vec::new();
+    decoder
+        .take(max_size as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(io_err)?;
+    if out.len() > max_size {
+        return Err(BlobError::TooLarge {
+            size: None,
+            max: max_size,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

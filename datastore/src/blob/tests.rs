@@ -1,0 +1,192 @@
+//! Tests of the blob codec: round trips, compression choice, hostile input.
+
+use super::*;
+use proptest::prelude::*;
+
+fn text(len: usize) -> Vec<u8> {
+    b"backup data compresses well when it repeats. "
+        .iter()
+        .copied()
+        .cycle()
+        .take(len)
+        .collect()
+}
+
+fn noise(len: usize) -> Vec<u8> {
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A blob with a valid header around an arbitrary payload.
+fn wrap(magic: [u8; 8], payload: &[u8]) -> Vec<u8> {
+    let mut blob = magic.to_vec();
+    blob.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    blob.extend_from_slice(payload);
+    blob
+}
+
+#[test]
+fn round_trips() {
+    for data in [
+        Vec::new(),
+        vec![0u8; 1],
+        text(100_000),
+        noise(100_000),
+        vec![0; 1 << 20],
+    ] {
+        for compress in [false, true] {
+            let blob = encode(&data, compress);
+            assert_eq!(decode(&blob, data.len()).unwrap(), data);
+            let digest = Digest::of(&data);
+            assert_eq!(
+                decode_verified(&blob, &digest, MAX_CHUNK_SIZE).unwrap(),
+                data
+            );
+        }
+    }
+}
+
+#[test]
+fn compression_only_when_smaller() {
+    assert_eq!(kind(&encode(&text(10_000), true)).unwrap(), BlobKind::Zstd);
+    assert!(encode(&text(10_000), true).len() < 1000);
+    // Frames record their size, so decoding allocates exactly once.
+    let blob = encode(&text(10_000), true);
+    assert_eq!(
+        zstd::bulk::Decompressor::upper_bound(&blob[BLOB_HEADER_SIZE..]),
+        Some(10_000)
+    );
+    assert_eq!(kind(&encode(&text(10_000), false)).unwrap(), BlobKind::Raw);
+    let random = noise(10_000);
+    let blob = encode(&random, true);
+    assert_eq!(kind(&blob).unwrap(), BlobKind::Raw);
+    assert_eq!(blob.len(), BLOB_HEADER_SIZE + random.len());
+    assert_eq!(kind(&encode(&[], true)).unwrap(), BlobKind::Raw);
+    assert_eq!(kind(&encode(b"a", true)).unwrap(), BlobKind::Raw);
+}
+
+#[test]
+fn header_errors() {
+    assert!(matches!(
+        decode(&[], 10),
+        Err(BlobError::TooShort { len: 0 })
+    ));
+    assert!(matches!(
+        kind(&BLOB_RAW_MAGIC),
+        Err(BlobError::TooShort { len: 8 })
+    ));
+    let mut blob = encode(b"hello", false);
+    blob[0] ^= 1;
+    assert!(matches!(decode(&blob, 10), Err(BlobError::BadMagic { .. })));
+    let mut blob = encode(b"hello", false);
+    blob[9] ^= 1;
+    assert!(matches!(
+        decode(&blob, 10),
+        Err(BlobError::CrcMismatch { .. })
+    ));
+}
+
+#[test]
+fn raw_blob_over_limit() {
+    let blob = encode(&noise(1000), false);
+    assert!(matches!(
+        decode(&blob, 999),
+        Err(BlobError::TooLarge { .. })
+    ));
+    assert_eq!(decode(&blob, 1000).unwrap().len(), 1000);
+}
+
+#[test]
+fn zstd_bomb_with_declared_size_is_refused() {
+    let payload = zstd::bulk::compress(&vec![0u8; 64 << 20], 1).unwrap();
+    let blob = wrap(BLOB_ZSTD_MAGIC, &payload);
+    let err = decode(&blob, MAX_CHUNK_SIZE).unwrap_err();
+    assert!(matches!(err, BlobError::TooLarge { size: Some(s), .. } if s == 64 << 20));
+}
+
+#[test]
+fn zstd_bomb_without_declared_size_is_refused() {
+    let payload = zstd::stream::encode_all(&vec![0u8; 64 << 20][..], 1).unwrap();
+    assert!(zstd::bulk::Decompressor::upper_bound(&payload).is_none());
+    let blob = wrap(BLOB_ZSTD_MAGIC, &payload);
+    let err = decode(&blob, MAX_CHUNK_SIZE).unwrap_err();
+    assert!(
+        matches!(err, BlobError::TooLarge { size: None, .. }),
+        "{err}"
+    );
+    // Within the limit, the same kind of payload decodes.
+    let payload = zstd::stream::encode_all(&text(5000)[..], 1).unwrap();
+    assert_eq!(
+        decode(&wrap(BLOB_ZSTD_MAGIC, &payload), 5000).unwrap(),
+        text(5000)
+    );
+}
+
+#[test]
+fn forged_zstd_payloads_are_errors() {
+    for payload in [
+        &b""[..],
+        b"not zstd at all",
+        &[0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0],
+    ] {
+        assert!(decode(&wrap(BLOB_ZSTD_MAGIC, payload), 1000).is_err());
+    }
+    // Valid frame followed by garbage.
+    let mut payload = zstd::bulk::compress(&text(1000), 1).unwrap();
+    payload.extend_from_slice(b"trailing");
+    assert!(decode(&wrap(BLOB_ZSTD_MAGIC, &payload), 10_000).is_err());
+}
+
+#[test]
+fn wrong_digest_is_rejected() {
+    let blob = encode(&text(1000), true);
+    let err = decode_verified(&blob, &Digest::of(b"other"), MAX_CHUNK_SIZE).unwrap_err();
+    assert!(matches!(err, BlobError::DigestMismatch { .. }));
+}
+
+proptest! {
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let _ = kind(&bytes);
+        let _ = decode(&bytes, 1 << 16);
+    }
+
+    #[test]
+    fn random_payload_under_valid_header_never_panics(
+        zstd_magic: bool,
+        payload in proptest::collection::vec(any::<u8>(), 0..300),
+    ) {
+        let magic = if zstd_magic { BLOB_ZSTD_MAGIC } else { BLOB_RAW_MAGIC };
+        let _ = decode(&wrap(magic, &payload), 1 << 16);
+    }
+
+    #[test]
+    fn round_trip_any(data in proptest::collection::vec(0u8..4, 0..5000), compress: bool) {
+        let blob = encode(&data, compress);
+        prop_assert_eq!(decode(&blob, data.len()).unwrap(), data);
+    }
+
+    #[test]
+    fn any_bit_flip_is_detected(len in 0usize..3000, repeat: bool, bit: prop::sample::Index) {
+        let data = if repeat { text(len) } else { noise(len) };
+        let mut blob = encode(&data, true);
+        let bit = bit.index(blob.len() * 8);
+        blob[bit / 8] ^= 1 << (bit % 8);
+        prop_assert!(decode(&blob, MAX_CHUNK_SIZE).is_err());
+    }
+
+    #[test]
+    fn truncation_is_detected(len in 1usize..3000, repeat: bool, cut: prop::sample::Index) {
+        let data = if repeat { text(len) } else { noise(len) };
+        let blob = encode(&data, true);
+        let keep = cut.index(blob.len());
+        prop_assert!(decode(&blob[..keep], MAX_CHUNK_SIZE).is_err());
+    }
+}

@@ -1,0 +1,266 @@
+//! The chunk store: one file per chunk blob at `<base>/.chunks/<4 hex prefix>/<64 hex>`.
+//!
+//! Inserts are crash-safe and race-free without locks: each writer writes its own temp file
+//! (unique name, same prefix directory), fsyncs it and renames it into place. Two sessions
+//! inserting the same chunk write identical content, so whichever rename lands last is fine.
+//! Inserting a chunk that exists only sets its access time: garbage collection marks chunks
+//! by atime, so a chunk that a running backup reuses is never swept.
+//!
+//! Renames become durable only when their directory is fsynced. Rather than one directory
+//! fsync per chunk, inserts record their prefix as dirty and the caller runs
+//! [`ChunkStore::sync_dirty_dirs`] once before it commits anything that references them (at
+//! index close). This module decides nothing about which chunks are garbage.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use nix::sys::stat::{UtimensatFlags, utimensat};
+use nix::sys::time::TimeSpec;
+
+use crate::blob::{self, BlobError, MAX_CHUNK_SIZE};
+use crate::digest::Digest;
+use crate::file_formats::BLOB_HEADER_SIZE;
+use crate::fs_util;
+
+/// Name of the chunk directory inside a store.
+pub const CHUNK_DIR: &str = ".chunks";
+/// Largest chunk file read back: a raw blob of the largest chunk. zstd is kept only when
+/// smaller, so no valid chunk file is larger.
+pub const MAX_ENCODED_CHUNK_SIZE: u64 = (MAX_CHUNK_SIZE + BLOB_HEADER_SIZE) as u64;
+
+/// A chunk store operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChunkStoreError {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("chunk {digest} not found")]
+    NotFound { digest: Digest },
+    #[error("chunk file {path} is {size} bytes, larger than any valid chunk")]
+    TooLarge { path: PathBuf, size: u64 },
+    #[error("refusing to store chunk {digest}: {source}")]
+    InvalidBlob {
+        digest: Digest,
+        #[source]
+        source: BlobError,
+    },
+    #[error("{path} is not a chunk store (no {CHUNK_DIR} directory)")]
+    NotAChunkStore { path: PathBuf },
+}
+
+fn io_error(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> ChunkStoreError {
+    let path = path.to_path_buf();
+    move |source| ChunkStoreError::Io { op, path, source }
+}
+
+/// What [`ChunkStore::insert`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InsertOutcome {
+    /// A new chunk file of `stored_bytes` bytes was written.
+    Inserted { stored_bytes: u64 },
+    /// The chunk was there already; its atime was updated.
+    Existed,
+}
+
+/// Directories with renames that are not yet durable.
+#[derive(Debug, Default)]
+struct DirtyDirs {
+    prefixes: BTreeSet<u16>,
+    /// A prefix directory was created: its entry in `.chunks` needs an fsync too.
+    chunk_dir: bool,
+}
+
+/// The chunk files of one datastore. `Send + Sync`; share it with an `Arc`.
+#[derive(Debug)]
+pub struct ChunkStore {
+    chunk_dir: PathBuf,
+    dirty: Mutex<DirtyDirs>,
+    /// Serializes `sync_dirty_dirs`, so that a caller never returns while another caller is
+    /// still fsyncing a directory that holds the first caller's chunks.
+    sync: Mutex<()>,
+}
+
+impl ChunkStore {
+    /// Creates `<base>/.chunks` (which must not exist); prefix directories come lazily.
+    pub fn create(base: &Path) -> Result<Self, ChunkStoreError> {
+        let chunk_dir = base.join(CHUNK_DIR);
+        fs::create_dir(&chunk_dir).map_err(io_error("create chunk directory", &chunk_dir))?;
+        fs_util::fsync_dir(base).map_err(io_error("fsync", base))?;
+        Ok(Self::at(chunk_dir))
+    }
+
+    /// Opens the chunk store of the datastore at `base`.
+    pub fn open(base: &Path) -> Result<Self, ChunkStoreError> {
+        let chunk_dir = base.join(CHUNK_DIR);
+        match fs::metadata(&chunk_dir) {
+            Ok(meta) if meta.is_dir() => Ok(Self::at(chunk_dir)),
+            Ok(_) => Err(ChunkStoreError::NotAChunkStore {
+                path: base.to_path_buf(),
+            }),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                Err(ChunkStoreError::NotAChunkStore {
+                    path: base.to_path_buf(),
+                })
+            }
+            Err(err) => Err(io_error("open chunk directory", &chunk_dir)(err)),
+        }
+    }
+
+    fn at(chunk_dir: PathBuf) -> Self {
+        Self {
+            chunk_dir,
+            dirty: Mutex::new(DirtyDirs::default()),
+            sync: Mutex::new(()),
+        }
+    }
+
+    /// `<base>/.chunks`.
+    pub fn chunk_dir(&self) -> &Path {
+        &self.chunk_dir
+    }
+
+    fn prefix_dir(&self, prefix: u16) -> PathBuf {
+        self.chunk_dir.join(format!("{prefix:04x}"))
+    }
+
+    /// Where the chunk `digest` is (or would be) stored.
+    pub fn chunk_path(&self, digest: &Digest) -> PathBuf {
+        let mut path = self.prefix_dir(digest.prefix());
+        path.push(digest.to_hex());
+        path
+    }
+
+    /// True if the chunk is stored (as a non-empty file).
+    pub fn contains(&self, digest: &Digest) -> bool {
+        fs::metadata(self.chunk_path(digest)).is_ok_and(|m| m.is_file() && m.len() > 0)
+    }
+
+    /// Sets the chunk's atime to now (mtime unchanged): the GC mark. `Ok(false)` if missing.
+    pub fn touch(&self, digest: &Digest) -> Result<bool, ChunkStoreError> {
+        let path = self.chunk_path(digest);
+        match utimensat(
+            nix::fcntl::AT_FDCWD,
+            &path,
+            &TimeSpec::UTIME_NOW,
+            &TimeSpec::UTIME_OMIT,
+            UtimensatFlags::NoFollowSymlink,
+        ) {
+            Ok(()) => Ok(true),
+            Err(nix::errno::Errno::ENOENT) => Ok(false),
+            Err(errno) => Err(io_error("touch chunk", &path)(errno.into())),
+        }
+    }
+
+    /// Stores an encoded chunk blob under `digest` unless a non-empty copy exists (then only
+    /// its atime is updated). The caller has checked that `encoded` decodes to data whose
+    /// SHA-256 is `digest`; here only the blob header is checked.
+    pub fn insert(
+        &self,
+        digest: &Digest,
+        encoded: &[u8],
+    ) -> Result<InsertOutcome, ChunkStoreError> {
+        blob::kind(encoded).map_err(|source| ChunkStoreError::InvalidBlob {
+            digest: *digest,
+            source,
+        })?;
+        // An empty file is what a crash may leave on filesystems that reorder metadata and
+        // data; it is overwritten rather than trusted.
+        if self.contains(digest) && self.touch(digest)? {
+            return Ok(InsertOutcome::Existed);
+        }
+        let prefix = digest.prefix();
+        let dir = self.prefix_dir(prefix);
+        match fs::create_dir(&dir) {
+            Ok(()) => self.lock_dirty().chunk_dir = true,
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(io_error("create chunk prefix directory", &dir)(err)),
+        }
+        let path = self.chunk_path(digest);
+        let (mut file, temp) =
+            fs_util::create_temp_for(&path).map_err(io_error("create temp chunk in", &dir))?;
+        file.write_all(encoded)
+            .map_err(io_error("write chunk", temp.path()))?;
+        file.sync_all()
+            .map_err(io_error("fsync chunk", temp.path()))?;
+        drop(file);
+        temp.persist(&path)
+            .map_err(io_error("rename chunk to", &path))?;
+        self.lock_dirty().prefixes.insert(prefix);
+        Ok(InsertOutcome::Inserted {
+            stored_bytes: encoded.len() as u64,
+        })
+    }
+
+    fn lock_dirty(&self) -> std::sync::MutexGuard<'_, DirtyDirs> {
+        // Plain data: a panic elsewhere cannot leave it half-updated.
+        self.dirty.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// fsyncs every prefix directory that received a chunk since the last call (and `.chunks`
+    /// if a prefix directory was created), making those renames durable. On error the
+    /// directories not yet synced stay dirty for the next call.
+    pub fn sync_dirty_dirs(&self) -> Result<(), ChunkStoreError> {
+        let _serial = self.sync.lock().unwrap_or_else(|e| e.into_inner());
+        let dirty = std::mem::take(&mut *self.lock_dirty());
+        let mut pending: Vec<u16> = dirty.prefixes.into_iter().collect();
+        let result = (|| {
+            // Prefix directories first, then the directory that lists them.
+            while let Some(&prefix) = pending.last() {
+                let dir = self.prefix_dir(prefix);
+                fs_util::fsync_dir(&dir).map_err(io_error("fsync", &dir))?;
+                pending.pop();
+            }
+            if dirty.chunk_dir {
+                fs_util::fsync_dir(&self.chunk_dir).map_err(io_error("fsync", &self.chunk_dir))?;
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            let mut again = self.lock_dirty();
+            again.prefixes.extend(pending);
+            again.chunk_dir |= dirty.chunk_dir;
+        }
+        result
+    }
+
+    /// Reads the encoded blob of a chunk.
+    pub fn read(&self, digest: &Digest) -> Result<Vec<u8>, ChunkStoreError> {
+        let path = self.chunk_path(digest);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                return Err(ChunkStoreError::NotFound { digest: *digest });
+            }
+            Err(err) => return Err(io_error("open chunk", &path)(err)),
+        };
+        let size = file
+            .metadata()
+            .map_err(io_error("stat chunk", &path))?
+            .len();
+        if size > MAX_ENCODED_CHUNK_SIZE {
+            return Err(ChunkStoreError::TooLarge { path, size });
+        }
+        let mut data = Vec::with_capacity(size as usize);
+        // The bound also covers a file that grew after the stat.
+        file.take(MAX_ENCODED_CHUNK_SIZE + 1)
+            .read_to_end(&mut data)
+            .map_err(io_error("read chunk", &path))?;
+        if data.len() as u64 > MAX_ENCODED_CHUNK_SIZE {
+            return Err(ChunkStoreError::TooLarge {
+                path,
+                size: data.len() as u64,
+            });
+        }
+        Ok(data)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,205 @@
+//! Tests of the chunker: split invariance, locality of edits, size bounds, golden boundaries.
+
+use super::*;
+use proptest::prelude::*;
+
+/// Deterministic pseudo-random bytes (splitmix64 stream), no `rand` crate.
+fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        out.extend_from_slice(&splitmix64(state).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Random data interleaved with zero runs and repeated text, so that forced cuts at `max`
+/// and low-entropy stretches are exercised too.
+fn mixed_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    let mut state = seed;
+    while out.len() < len {
+        state = splitmix64(state);
+        let run = 1 + (state >> 8) as usize % 40_000;
+        match state % 4 {
+            0 => out.resize(out.len() + run, 0),
+            1 => {
+                let text = b"the quick brown fox jumps over the lazy dog ";
+                out.extend(text.iter().cycle().take(run));
+            }
+            _ => out.extend_from_slice(&random_bytes(state, run)),
+        }
+    }
+    out.truncate(len);
+    out
+}
+
+fn small() -> ChunkerParams {
+    ChunkerParams::new(4096).unwrap()
+}
+
+/// End offsets of the chunks.
+fn boundaries(params: ChunkerParams, data: &[u8]) -> Vec<usize> {
+    chunk_lengths(params, data)
+        .into_iter()
+        .scan(0, |end, len| {
+            *end += len;
+            Some(*end)
+        })
+        .collect()
+}
+
+#[test]
+fn params_validation() {
+    assert_eq!(
+        ChunkerParams::default(),
+        ChunkerParams::new(4 << 20).unwrap()
+    );
+    let p = ChunkerParams::new(64 << 10).unwrap();
+    assert_eq!((p.min, p.avg, p.max), (16 << 10, 64 << 10, 256 << 10));
+    for bad in [0, 1, 2048, 4095, 5000, 3 << 20, 8 << 20, usize::MAX] {
+        assert!(ChunkerParams::new(bad).is_err(), "{bad}");
+    }
+    assert_eq!(ChunkerParams::default().max, crate::blob::MAX_CHUNK_SIZE);
+}
+
+#[test]
+fn gear_table_is_pinned() {
+    assert_eq!(
+        GEAR[0],
+        splitmix64(GEAR_SEED.wrapping_add(0x9e37_79b9_7f4a_7c15))
+    );
+    let distinct: std::collections::HashSet<u64> = GEAR.iter().copied().collect();
+    assert_eq!(distinct.len(), 256);
+}
+
+#[test]
+fn constant_runs_are_cut_at_max() {
+    // A run of one byte value converges to h = -GEAR[b]; if its high bits were zero, such runs
+    // would be cut into minimal chunks. Check every byte value against every accepted mask.
+    let mut avg = ChunkerParams::MIN_AVG;
+    while avg <= ChunkerParams::MAX_AVG {
+        let c = Chunker::new(ChunkerParams::new(avg).unwrap());
+        for (b, g) in GEAR.iter().enumerate() {
+            let fixed = g.wrapping_neg();
+            assert_ne!(fixed & c.mask_easy, 0, "byte {b} avg {avg}");
+        }
+        avg *= 2;
+    }
+    let p = ChunkerParams::new(64 << 10).unwrap();
+    let lengths = chunk_lengths(p, &vec![0u8; 10 * p.max + 5]);
+    assert_eq!(lengths.len(), 11);
+    assert!(lengths[..10].iter().all(|&l| l == p.max));
+    assert_eq!(lengths[10], 5);
+}
+
+#[test]
+fn empty_and_tiny_inputs() {
+    assert!(chunk_lengths(small(), &[]).is_empty());
+    assert_eq!(chunk_lengths(small(), &[7]), vec![1]);
+    let mut c = Chunker::new(small());
+    assert_eq!(c.scan(&[]), None);
+    assert_eq!(c.params(), small());
+}
+
+#[test]
+fn golden_boundaries() {
+    let params = ChunkerParams::new(64 << 10).unwrap();
+    let data = random_bytes(0x5eed, 4 << 20);
+    let lengths = chunk_lengths(params, &data);
+    assert_eq!(lengths.iter().sum::<usize>(), data.len());
+    assert_eq!(lengths, GOLDEN);
+}
+
+/// Chunk lengths of `random_bytes(0x5eed, 4 MiB)` at 64 KiB average. A change here is a
+/// format change: every existing store loses deduplication against new backups.
+const GOLDEN: [usize; 58] = [
+    80099, 67142, 96847, 67475, 92774, 76522, 69883, 114828, 24632, 48355, 83439, 34345, 58934,
+    30783, 68450, 56865, 70678, 32240, 87672, 103556, 83782, 72529, 100521, 82063, 84297, 22905,
+    67071, 35229, 19027, 97082, 74353, 116470, 54121, 88903, 91002, 91542, 80368, 73958, 68956,
+    63386, 83393, 59695, 72180, 86132, 70180, 68514, 67495, 65430, 86501, 78387, 65675, 143061,
+    29781, 81620, 129214, 70131, 72826, 31005,
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn split_invariance(
+        seed: u64,
+        len in 0usize..200_000,
+        mut splits in proptest::collection::vec(0usize..200_000, 0..40),
+        mixed: bool,
+    ) {
+        let params = small();
+        let data = if mixed { mixed_bytes(seed, len) } else { random_bytes(seed, len) };
+        let expected = boundaries(params, &data);
+
+        splits.retain(|&s| s <= len);
+        splits.push(len);
+        splits.sort_unstable();
+        let mut chunker = Chunker::new(params);
+        let mut found = Vec::new();
+        let mut start = 0;
+        for end in splits {
+            let mut piece = &data[start..end];
+            let mut offset = start;
+            while let Some(n) = chunker.scan(piece) {
+                offset += n;
+                found.push(offset);
+                piece = &piece[n..];
+            }
+            start = end;
+        }
+        if found.last() != Some(&len) && len > 0 {
+            found.push(len);
+        }
+        prop_assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn chunk_sizes_within_bounds(seed: u64, len in 0usize..300_000, mixed: bool) {
+        let params = small();
+        let data = if mixed { mixed_bytes(seed, len) } else { random_bytes(seed, len) };
+        let lengths = chunk_lengths(params, &data);
+        prop_assert_eq!(lengths.iter().sum::<usize>(), len);
+        if let Some((last, rest)) = lengths.split_last() {
+            prop_assert!(*last > 0 && *last <= params.max);
+            for &l in rest {
+                prop_assert!(l >= params.min && l <= params.max, "chunk of {} bytes", l);
+            }
+        }
+    }
+
+    #[test]
+    fn insertion_changes_only_nearby_chunks(
+        seed: u64,
+        at in 0usize..4096,
+        inserted in proptest::collection::vec(any::<u8>(), 1..16),
+    ) {
+        let params = small();
+        let data = random_bytes(seed, 400_000);
+        let mut edited = data.clone();
+        edited.splice(at..at, inserted.iter().copied());
+        let shift = inserted.len();
+
+        let before = boundaries(params, &data);
+        let after: Vec<usize> = boundaries(params, &edited)
+            .into_iter()
+            .map(|b| if b > at { b - shift } else { b })
+            .collect();
+
+        // Chunks that end before the insertion are untouched.
+        let untouched = |b: &&usize| **b <= at;
+        prop_assert_eq!(
+            before.iter().filter(untouched).collect::<Vec<_>>(),
+            after.iter().filter(untouched).collect::<Vec<_>>()
+        );
+        // The two chunkings re-synchronise within a few chunks, and stay identical after.
+        let resync = before[8];
+        let tail = |v: &[usize]| v.iter().copied().filter(|&b| b >= resync).collect::<Vec<_>>();
+        prop_assert_eq!(tail(&before), tail(&after));
+    }
+}

@@ -1,0 +1,260 @@
+//! Strict validation of every name that becomes a path component in a store.
+//!
+//! Store names, backup types and ids, namespace components, archive and snapshot file names
+//! all come from the network. Each is checked against a narrow pattern: ASCII letters,
+//! digits, `_`, `-` and `.`, never a leading `.` or `-`, no `/`, no NUL, bounded length. So
+//! no accepted name is `.`, `..`, hidden, an option-like word or a path.
+//!
+//! Pure: no IO.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// File name of a snapshot's manifest; written last, its presence marks a finished snapshot.
+pub const MANIFEST_NAME: &str = "index.json.blob";
+/// Deepest namespace nesting.
+pub const MAX_NAMESPACE_DEPTH: usize = 7;
+/// Longest namespace as written with `/` separators.
+pub const MAX_NAMESPACE_LEN: usize = 256;
+/// Suffix of the dynamic index file that stores a `.tar` archive.
+pub const INDEX_SUFFIX: &str = ".didx";
+
+/// A name that is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what} {name:?}: {reason}")]
+pub struct NameError {
+    /// What the name was meant to be ("backup id", "namespace", ...).
+    pub what: &'static str,
+    /// The rejected input, cut to 128 characters.
+    pub name: String,
+    pub reason: &'static str,
+}
+
+impl NameError {
+    pub(crate) fn new(what: &'static str, name: &str, reason: &'static str) -> Self {
+        Self {
+            what,
+            name: name.chars().take(128).collect(),
+            reason,
+        }
+    }
+}
+
+/// Checks `[A-Za-z0-9_][A-Za-z0-9._-]*` with a total length in `min..=max`.
+fn check_safe_name(what: &'static str, s: &str, min: usize, max: usize) -> Result<(), NameError> {
+    let err = |reason| Err(NameError::new(what, s, reason));
+    let Some(&first) = s.as_bytes().first() else {
+        return err("must not be empty");
+    };
+    if !(first.is_ascii_alphanumeric() || first == b'_') {
+        return err("must start with a letter, a digit or '_'");
+    }
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    {
+        return err("may only contain letters, digits, '_', '-' and '.'");
+    }
+    if s.len() < min {
+        return err("is too short");
+    }
+    if s.len() > max {
+        return err("is too long");
+    }
+    Ok(())
+}
+
+/// A datastore name: `[A-Za-z0-9_][A-Za-z0-9._-]{2,31}`.
+pub fn validate_store_name(s: &str) -> Result<(), NameError> {
+    check_safe_name("store name", s, 3, 32)
+}
+
+/// A backup id: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+pub fn validate_backup_id(s: &str) -> Result<(), NameError> {
+    check_safe_name("backup id", s, 1, 128)
+}
+
+/// What a backup group backs up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BackupType {
+    Host,
+    Vm,
+    Ct,
+}
+
+impl BackupType {
+    /// The name used on the wire and on disk.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Host => "host",
+            Self::Vm => "vm",
+            Self::Ct => "ct",
+        }
+    }
+}
+
+impl fmt::Display for BackupType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for BackupType {
+    type Err = NameError;
+
+    fn from_str(s: &str) -> Result<Self, NameError> {
+        match s {
+            "host" => Ok(Self::Host),
+            "vm" => Ok(Self::Vm),
+            "ct" => Ok(Self::Ct),
+            _ => Err(NameError::new("backup type", s, "must be host, vm or ct")),
+        }
+    }
+}
+
+/// A namespace: up to [`MAX_NAMESPACE_DEPTH`] components, each like a backup id.
+/// The root namespace has no components.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Namespace {
+    components: Vec<String>,
+}
+
+impl Namespace {
+    /// The root namespace.
+    pub fn root() -> Self {
+        Self::default()
+    }
+
+    /// Parses `""` (root) or `"a/b"`; no leading, trailing or doubled `/`.
+    pub fn parse(s: &str) -> Result<Self, NameError> {
+        if s.is_empty() {
+            return Ok(Self::root());
+        }
+        if s.len() > MAX_NAMESPACE_LEN {
+            return Err(NameError::new("namespace", s, "is too long"));
+        }
+        let components: Vec<String> = s.split('/').map(str::to_owned).collect();
+        if components.len() > MAX_NAMESPACE_DEPTH {
+            return Err(NameError::new("namespace", s, "is nested too deep"));
+        }
+        for c in &components {
+            check_safe_name("namespace", c, 1, 128)
+                .map_err(|e| NameError::new("namespace", s, e.reason))?;
+        }
+        Ok(Self { components })
+    }
+
+    /// True for the root namespace.
+    pub fn is_root(&self) -> bool {
+        self.components.is_empty()
+    }
+
+    /// The components, outermost first.
+    pub fn components(&self) -> &[String] {
+        &self.components
+    }
+
+    /// The namespace `name` inside this one.
+    pub fn child(&self, name: &str) -> Result<Self, NameError> {
+        let mut s = self.to_string();
+        if !s.is_empty() {
+            s.push('/');
+        }
+        s.push_str(name);
+        Self::parse(&s)
+    }
+
+    /// The namespace's directory relative to the store: `ns/a/ns/b` (empty for the root).
+    pub fn rel_path(&self) -> PathBuf {
+        let mut path = PathBuf::new();
+        for c in &self.components {
+            path.push("ns");
+            path.push(c);
+        }
+        path
+    }
+}
+
+impl fmt::Display for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.components.join("/"))
+    }
+}
+
+impl FromStr for Namespace {
+    type Err = NameError;
+
+    fn from_str(s: &str) -> Result<Self, NameError> {
+        Self::parse(s)
+    }
+}
+
+impl serde::Serialize for Namespace {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Namespace {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// How an archive is stored in a snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ArchiveKind {
+    /// `NAME.tar`: chunked, stored as the dynamic index `NAME.tar.didx`.
+    Tar,
+    /// `NAME.blob`: one blob, stored as is.
+    Blob,
+}
+
+/// An archive name: `[A-Za-z0-9_][A-Za-z0-9._-]{0,63}` ending in `.tar` or `.blob`, and not
+/// the manifest's name.
+pub fn validate_archive_name(s: &str) -> Result<ArchiveKind, NameError> {
+    const WHAT: &str = "archive name";
+    check_safe_name(WHAT, s, 1, 64)?;
+    if s == MANIFEST_NAME {
+        return Err(NameError::new(WHAT, s, "is reserved for the manifest"));
+    }
+    if s.ends_with(".tar") {
+        Ok(ArchiveKind::Tar)
+    } else if s.ends_with(".blob") {
+        Ok(ArchiveKind::Blob)
+    } else {
+        Err(NameError::new(WHAT, s, "must end in .tar or .blob"))
+    }
+}
+
+/// The file that stores an archive: `root.tar` -> `root.tar.didx`, `x.blob` -> `x.blob`.
+pub fn archive_file_name(archive: &str) -> String {
+    if archive.ends_with(".tar") {
+        format!("{archive}{INDEX_SUFFIX}")
+    } else {
+        archive.to_owned()
+    }
+}
+
+/// A file name inside a snapshot directory: [`MANIFEST_NAME`], `NAME.tar.didx` or
+/// `NAME.blob` (with `NAME.tar` / `NAME.blob` a valid archive name).
+pub fn validate_snapshot_file_name(s: &str) -> Result<(), NameError> {
+    if s == MANIFEST_NAME {
+        return Ok(());
+    }
+    let reject = |reason| Err(NameError::new("snapshot file name", s, reason));
+    let kind = match s.strip_suffix(INDEX_SUFFIX) {
+        Some(archive) => (validate_archive_name(archive)?, ArchiveKind::Tar),
+        None => (validate_archive_name(s)?, ArchiveKind::Blob),
+    };
+    match kind {
+        (ArchiveKind::Tar, ArchiveKind::Tar) | (ArchiveKind::Blob, ArchiveKind::Blob) => Ok(()),
+        (ArchiveKind::Tar, ArchiveKind::Blob) => reject("a .tar archive is stored as .tar.didx"),
+        (ArchiveKind::Blob, ArchiveKind::Tar) => reject("only .tar archives have an index"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

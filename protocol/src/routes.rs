@@ -1,0 +1,175 @@
+//! Route paths. Both sides use these constants; paths with parameters are templates whose
+//! `{name}` segments are filled by [`fill_path`] on the client and matched by the server's
+//! router.
+
+/// HTTP method of a route, as the contract states it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Delete,
+}
+
+/// One route of the REST API or of a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+}
+
+/// Server version and a cheap authenticated ping.
+pub const VERSION: Route = Route {
+    method: Method::Get,
+    path: "/api2/json/version",
+};
+/// List the finished snapshots of a datastore (query: optional `ns`).
+pub const SNAPSHOTS: Route = Route {
+    method: Method::Get,
+    path: "/api2/json/admin/datastore/{store}/snapshots",
+};
+/// Open a backup session: HTTP/1.1 request upgraded to HTTP/2 (query: [`crate::types::BackupParams`]).
+pub const BACKUP: Route = Route {
+    method: Method::Get,
+    path: "/api2/json/backup",
+};
+/// Open a reader session: HTTP/1.1 request upgraded to HTTP/2 (query: [`crate::types::ReaderParams`]).
+pub const READER: Route = Route {
+    method: Method::Get,
+    path: "/api2/json/reader",
+};
+
+/// Every REST route (outside sessions). The server's router is built from this list.
+pub const REST_ROUTES: &[Route] = &[VERSION, SNAPSHOTS, BACKUP, READER];
+
+/// Inside a backup session: stream one archive as the request body; the server chunks it
+/// (query: [`crate::types::ArchiveUploadParams`]; answer: [`crate::types::ArchiveUploadResponse`]).
+pub const SESSION_ARCHIVE: Route = Route {
+    method: Method::Post,
+    path: "/archive",
+};
+/// Inside a backup session: upload a small file stored as one blob (query: `file-name`).
+pub const SESSION_BLOB: Route = Route {
+    method: Method::Post,
+    path: "/blob",
+};
+/// Inside a backup session: end it; the server writes the manifest last (body:
+/// [`crate::types::FinishRequest`]).
+pub const SESSION_FINISH: Route = Route {
+    method: Method::Post,
+    path: "/finish",
+};
+
+/// Inside a reader session: download a stored file (manifest, index, blob) as stored
+/// (query: `file-name`).
+pub const READER_DOWNLOAD: Route = Route {
+    method: Method::Get,
+    path: "/download",
+};
+/// Inside a reader session: download one chunk blob (query: `digest`). Only digests of an
+/// index that this session downloaded are served.
+pub const READER_CHUNK: Route = Route {
+    method: Method::Get,
+    path: "/chunk",
+};
+
+/// Protocol token of the backup session upgrade.
+pub const BACKUP_PROTOCOL: &str = "backup-protocol-v1";
+/// Protocol token of the reader session upgrade.
+pub const READER_PROTOCOL: &str = "backup-reader-protocol-v1";
+/// Authorization scheme: `Authorization: BackupAPIToken TOKENID:SECRET`.
+pub const AUTH_SCHEME: &str = "BackupAPIToken";
+
+/// Fills the `{name}` segments of a route template. Values are percent-encoded, so a value
+/// can never add a path segment.
+pub fn fill_path(template: &str, params: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find('}')
+            .map(|e| start + e)
+            .unwrap_or(rest.len() - 1);
+        let name = &rest[start + 1..end];
+        let value = params
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| *v)
+            .unwrap_or("");
+        out.push_str(&percent_encode(value));
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Percent-encodes everything except RFC 3986 unreserved characters.
+pub fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Decodes `%XX` escapes (and `+` as space, as in query strings). Invalid escapes and
+/// invalid UTF-8 give `None`.
+pub fn percent_decode(value: &str) -> Option<String> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = value.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Encodes `key=value` pairs as a query string.
+pub fn encode_query(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_path_encodes_values() {
+        assert_eq!(
+            fill_path(SNAPSHOTS.path, &[("store", "a/../b")]),
+            "/api2/json/admin/datastore/a%2F..%2Fb/snapshots"
+        );
+    }
+
+    #[test]
+    fn percent_round_trip() {
+        for s in ["plain", "with space", "ns/a", "ünï", "%%", "a+b"] {
+            assert_eq!(percent_decode(&percent_encode(s)).as_deref(), Some(s));
+        }
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("%4"), None);
+    }
+}
