@@ -68,10 +68,10 @@ pub type ApiResult<T> = Result<T, ApiError>;
 pub fn json_response<T: serde::Serialize>(value: &T) -> ApiResult<Response<Full<Bytes>>> {
     let body = serde_json::to_vec(&protocol::types::DataResponse { data: value })
         .map_err(|e| ApiError::Internal(e.into()))?;
-    Ok(Response::builder()
+    Response::builder()
         .header(hyper::header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(body)))
-        .map_err(|e| ApiError::Internal(e.into()))?)
+        .map_err(|e| ApiError::Internal(e.into()))
 }
 
 /// Raw bytes with status 200.

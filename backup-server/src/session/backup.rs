@@ -159,7 +159,6 @@ impl BackupSession {
         };
         let index = stats
             .index
-            .clone()
             .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("ingest returned no index")))?;
         self.files.lock().await.insert(
             file_name.clone(),
