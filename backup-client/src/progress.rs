@@ -60,12 +60,17 @@ impl ProgressReporter {
             } else {
                 Duration::from_secs(5)
             };
+            // Plain output starts after one period, so short runs print only the summary.
+            let mut show = terminal;
             loop {
-                let line = status_line(&progress, started.elapsed());
-                match &bar {
-                    Some(bar) => bar.set_message(line),
-                    None => eprintln!("{label}: {line}"),
+                if show {
+                    let line = status_line(&progress, started.elapsed());
+                    match &bar {
+                        Some(bar) => bar.set_message(line),
+                        None => eprintln!("{label}: {line}"),
+                    }
                 }
+                show = true;
                 tokio::select! {
                     _ = tokio::time::sleep(period) => {}
                     _ = &mut stopped => break,

@@ -294,8 +294,12 @@ impl Read for ChannelReader {
 
 pub fn print_text(summary: &RestoreSummary) {
     use crate::progress::human_bytes;
-    for warning in &summary.warnings {
+    const SHOWN: usize = 20;
+    for warning in summary.warnings.iter().take(SHOWN) {
         eprintln!("warning: {warning}");
+    }
+    if summary.warnings.len() > SHOWN {
+        eprintln!("warning: ... and {} more (--output-format json lists all)", summary.warnings.len() - SHOWN);
     }
     println!(
         "restored {} from {} into {}: {} files, {} written in {:.2}s",
