@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::commands::{backup, restore, snapshots};
-use crate::http::HttpClient;
+use crate::commands::{backup, restore, snapshot, snapshots};
+use crate::repository::RepoClient;
 use crate::repository::Repository;
-use crate::tls::Fingerprint;
+use api_client::Fingerprint;
 
 #[derive(Parser)]
 #[command(
@@ -52,11 +52,20 @@ pub enum Command {
         /// Namespace, e.g. "site1/web".
         #[arg(long, default_value = "")]
         ns: String,
+        /// Snapshot time (RFC 3339 UTC like 2026-11-24T08:00:00Z, or epoch seconds);
+        /// must be newer than the group's newest snapshot. Default: now.
+        #[arg(long, value_parser = parse_backup_time)]
+        backup_time: Option<i64>,
     },
     /// List snapshots.
     Snapshots {
         #[arg(long, default_value = "")]
         ns: String,
+    },
+    /// Manage one snapshot.
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotCommand,
     },
     /// Restore an archive of a snapshot into a directory.
     Restore {
@@ -66,6 +75,35 @@ pub enum Command {
         archive: String,
         /// Directory to restore into (must not exist or be empty).
         target: PathBuf,
+        #[arg(long, default_value = "")]
+        ns: String,
+    },
+}
+
+fn parse_backup_time(s: &str) -> Result<i64, String> {
+    match s.parse::<i64>() {
+        Ok(epoch) => datastore::snapshot::validate_time(epoch)
+            .map(|()| epoch)
+            .map_err(|e| e.to_string()),
+        Err(_) => datastore::snapshot::parse_time(s).map_err(|e| e.to_string()),
+    }
+}
+
+#[derive(Subcommand)]
+pub enum SnapshotCommand {
+    /// Remove a snapshot (protected snapshots are refused).
+    Forget {
+        /// Snapshot, e.g. host/web1/2026-11-24T08:00:00Z.
+        snapshot: String,
+        #[arg(long, default_value = "")]
+        ns: String,
+    },
+    /// Set (true) or clear (false) a snapshot's protected flag: prune and forget never
+    /// remove a protected snapshot.
+    Protected {
+        snapshot: String,
+        #[arg(action = clap::ArgAction::Set)]
+        protected: bool,
         #[arg(long, default_value = "")]
         ns: String,
     },
@@ -88,6 +126,7 @@ async fn run_async(cli: Cli) -> Result<std::process::ExitCode> {
             backup_id,
             backup_type,
             ns,
+            backup_time,
         } => {
             let backup_id = match backup_id {
                 Some(id) => id,
@@ -101,6 +140,7 @@ async fn run_async(cli: Cli) -> Result<std::process::ExitCode> {
                 backup_type,
                 backup_id,
                 ns,
+                backup_time,
                 quiet: json,
             };
             let summary = backup::run(&client, options).await?;
@@ -116,6 +156,27 @@ async fn run_async(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Snapshots { ns } => {
             let lines = snapshots::run(&client, &ns).await?;
             print(json, &lines, |l| snapshots::print_text(l))?;
+        }
+        Command::Snapshot {
+            command: SnapshotCommand::Forget { snapshot: name, ns },
+        } => {
+            snapshot::forget(&client, &ns, &name).await?;
+            let summary = serde_json::json!({ "forgotten": name });
+            print(json, &summary, |_| println!("removed snapshot {name}"))?;
+        }
+        Command::Snapshot {
+            command:
+                SnapshotCommand::Protected {
+                    snapshot: name,
+                    protected,
+                    ns,
+                },
+        } => {
+            snapshot::set_protected(&client, &ns, &name, protected).await?;
+            let summary = serde_json::json!({ "snapshot": name, "protected": protected });
+            print(json, &summary, |_| {
+                println!("snapshot {name}: protected = {protected}")
+            })?;
         }
         Command::Restore {
             snapshot,
@@ -146,7 +207,7 @@ fn print<T: serde::Serialize + ?Sized>(json: bool, value: &T, text: impl Fn(&T))
     Ok(())
 }
 
-fn connect(cli: &Cli) -> Result<HttpClient> {
+fn connect(cli: &Cli) -> Result<RepoClient> {
     let repository: Repository = cli
         .repository
         .as_deref()
@@ -162,5 +223,5 @@ fn connect(cli: &Cli) -> Result<HttpClient> {
         .map(str::parse::<Fingerprint>)
         .transpose()
         .map_err(|e| anyhow::anyhow!(e))?;
-    HttpClient::new(repository, secret, fingerprint)
+    RepoClient::new(repository, secret, fingerprint)
 }

@@ -3,4 +3,5 @@
 
 pub mod backup;
 pub mod restore;
+pub mod snapshot;
 pub mod snapshots;

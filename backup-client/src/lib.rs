@@ -2,9 +2,9 @@
 //!
 //! The archive layer ([`archive`]) encodes a tree as tar with PAX headers on a blocking
 //! thread and restores one; [`upload`] turns the encoder's output into an HTTP body that
-//! ends only after the encoder's final result; [`http`] holds the TLS connections (the
-//! server certificate pinned by fingerprint in [`tls`]) and sessions upgraded to HTTP/2;
-//! [`commands`] has one module per subcommand.
+//! ends only after the encoder's final result; the `api-client` crate holds the TLS
+//! connections (the server certificate pinned by fingerprint) and sessions upgraded to
+//! HTTP/2; [`commands`] has one module per subcommand.
 //!
 //! Invariants: no credential is sent before the server's certificate matched the pinned
 //! fingerprint; a backup is reported successful only after the server finished the
@@ -13,8 +13,6 @@
 pub mod archive;
 pub mod cli;
 pub mod commands;
-pub mod http;
 pub mod progress;
 pub mod repository;
-pub mod tls;
 pub mod upload;

@@ -83,6 +83,28 @@ impl fmt::Display for Repository {
     }
 }
 
+/// A repository with an HTTP client for its server.
+#[derive(Clone)]
+pub struct RepoClient {
+    pub repo: Repository,
+    pub http: api_client::HttpClient,
+}
+
+impl RepoClient {
+    pub fn new(
+        repo: Repository,
+        secret: String,
+        fingerprint: Option<api_client::Fingerprint>,
+    ) -> anyhow::Result<Self> {
+        let server = api_client::http::ServerAddress {
+            host: repo.host.clone(),
+            port: repo.port,
+        };
+        let http = api_client::HttpClient::new(server, repo.auth_id.clone(), secret, fingerprint)?;
+        Ok(Self { repo, http })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

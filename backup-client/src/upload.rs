@@ -19,7 +19,7 @@ use hyper::body::{Body, Frame};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::archive::{ArchiveProgress, EncodeStats};
-use crate::http::BoxError;
+use api_client::http::BoxError;
 
 /// Size of the blocks handed from the encoder to the upload.
 const BLOCK_SIZE: usize = 1024 * 1024;
@@ -29,8 +29,49 @@ const CHANNEL_BLOCKS: usize = 8;
 /// Environment variable of the test-only fault injection. `encoder-fail-after-end` makes
 /// the encoder report an error after it has written its last byte; `stall-after-first-block`
 /// makes it stop for good after handing over its first block (a client that hangs mid-way,
-/// to be killed). Tests use them to prove that neither can leave a snapshot behind.
+/// to be killed); `pause-after-first-block:PATH` makes it wait after its first block until
+/// PATH exists (a slow client, so that a test can run GC or prune at a known point of a
+/// backup). Tests use them to prove that failures leave no snapshot behind and that
+/// maintenance never breaks a running backup.
 pub const FAULT_ENV: &str = "BACKUP_CLIENT_TEST_FAULT";
+
+/// What the encoder does after handing over its first block (test faults only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pause {
+    /// Go on (the normal case).
+    None,
+    /// Hang until killed.
+    Forever,
+    /// Wait until this file exists.
+    UntilFileExists(PathBuf),
+}
+
+impl Pause {
+    fn from_fault(fault: Option<&str>) -> Self {
+        match fault {
+            Some("stall-after-first-block") => Pause::Forever,
+            Some(f) => match f.strip_prefix("pause-after-first-block:") {
+                Some(path) => Pause::UntilFileExists(PathBuf::from(path)),
+                None => Pause::None,
+            },
+            None => Pause::None,
+        }
+    }
+
+    fn wait(&self) {
+        match self {
+            Pause::None => {}
+            Pause::Forever => loop {
+                std::thread::park();
+            },
+            Pause::UntilFileExists(path) => {
+                while !path.exists() {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
+        }
+    }
+}
 
 /// Where the encoder's final result lands once the body has ended: its statistics, or
 /// its error (the HTTP layer reports a failed body only as a reset stream, so the caller
@@ -53,7 +94,7 @@ pub fn spawn_encoder(
     sent: Arc<AtomicU64>,
 ) -> anyhow::Result<(EncoderStream, StatsSlot)> {
     let fault = std::env::var(FAULT_ENV).ok();
-    let stall = fault.as_deref() == Some("stall-after-first-block");
+    let pause = Pause::from_fault(fault.as_deref());
     let fail_after_end = fault.as_deref() == Some("encoder-fail-after-end");
     spawn_producer(
         move |out| {
@@ -66,7 +107,7 @@ pub fn spawn_encoder(
             }
             Ok(stats)
         },
-        stall,
+        pause,
         sent,
     )
 }
@@ -75,7 +116,7 @@ pub fn spawn_encoder(
 /// after `produce` returned: cleanly with its statistics in the slot, or with its error.
 pub fn spawn_producer(
     produce: impl FnOnce(&mut dyn Write) -> anyhow::Result<EncodeStats> + Send + 'static,
-    stall: bool,
+    pause: Pause,
     sent: Arc<AtomicU64>,
 ) -> anyhow::Result<(EncoderStream, StatsSlot)> {
     let (tx, rx) = mpsc::channel(CHANNEL_BLOCKS);
@@ -86,7 +127,7 @@ pub fn spawn_producer(
             let mut writer = ChannelWriter {
                 tx,
                 buf: BytesMut::with_capacity(BLOCK_SIZE),
-                stall,
+                pause: Some(pause),
             };
             let result = produce(&mut writer).and_then(|stats| {
                 writer.flush()?;
@@ -150,7 +191,8 @@ impl Body for EncoderStream {
 struct ChannelWriter {
     tx: mpsc::Sender<Bytes>,
     buf: BytesMut,
-    stall: bool,
+    /// Applied once, after the first block.
+    pause: Option<Pause>,
 }
 
 impl ChannelWriter {
@@ -166,11 +208,8 @@ impl ChannelWriter {
                 "upload stopped reading the archive",
             )
         })?;
-        if self.stall {
-            // Test fault: hang for good, like a client stuck mid-upload, until killed.
-            loop {
-                std::thread::park();
-            }
+        if let Some(pause) = self.pause.take() {
+            pause.wait();
         }
         Ok(())
     }
@@ -226,7 +265,7 @@ mod tests {
                 out.write_all(&vec![1u8; 3 * BLOCK_SIZE + 17])?;
                 Ok(stats())
             },
-            false,
+            Pause::None,
             Arc::clone(&sent),
         )
         .unwrap();
@@ -245,7 +284,7 @@ mod tests {
                 std::thread::sleep(std::time::Duration::from_millis(100));
                 anyhow::bail!("disk went away")
             },
-            false,
+            Pause::None,
             Arc::new(AtomicU64::new(0)),
         )
         .unwrap();
@@ -259,7 +298,7 @@ mod tests {
     async fn a_producer_that_dies_fails_the_stream() {
         let (body, _slot) = spawn_producer(
             |_out| -> anyhow::Result<EncodeStats> { panic!("encoder crashed") },
-            false,
+            Pause::None,
             Arc::new(AtomicU64::new(0)),
         )
         .unwrap();

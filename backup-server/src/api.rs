@@ -2,8 +2,11 @@
 //! handler, map its error. Handlers live in one file per resource under `api/`.
 
 mod backup;
+mod maintenance;
 mod reader;
 mod snapshots;
+mod status;
+mod tasks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -52,6 +55,16 @@ async fn dispatch(
     match route {
         r if r == routes::VERSION => version(&auth),
         r if r == routes::SNAPSHOTS => snapshots::list(&state, &params, req).await,
+        r if r == routes::FORGET_SNAPSHOT => snapshots::forget(&state, &params, req).await,
+        r if r == routes::SNAPSHOT_PROTECTED => snapshots::protect(&state, &params, req).await,
+        r if r == routes::DATASTORE_STATUS => status::get(&state, &params).await,
+        r if r == routes::START_GC => maintenance::gc(&state, &auth, &params),
+        r if r == routes::START_VERIFY => maintenance::verify(&state, &auth, &params, req).await,
+        r if r == routes::PRUNE => maintenance::prune(&state, &auth, &params, req).await,
+        r if r == routes::TASKS => tasks::list(&state, req),
+        r if r == routes::TASK_STATUS => tasks::status(&state, &params),
+        r if r == routes::TASK_LOG => tasks::log(&state, &params, req),
+        r if r == routes::TASK_ABORT => tasks::abort(&state, &params),
         r if r == routes::BACKUP => backup::start(state, auth, req).await,
         r if r == routes::READER => reader::start(state, auth, req).await,
         other => Err(ApiError::Internal(anyhow::anyhow!(

@@ -1,11 +1,14 @@
-//! Command line of `backup-server`: one subcommand per admin action.
+//! Command line of `backup-server`: setup (`init`, `datastore create`), `serve`, and admin
+//! subcommands that call the running server's REST API with the admin token
+//! ([`crate::admin`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::admin::{self, AdminTarget};
 use crate::config::ConfigDir;
 use crate::state::ServerState;
 
@@ -36,6 +39,39 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:8007")]
         listen: String,
     },
+    /// Run garbage collection on a datastore and wait for its result.
+    Gc {
+        store: String,
+        #[command(flatten)]
+        target: AdminArgs,
+    },
+    /// Verify snapshots (all of a datastore, a namespace, a group or one snapshot).
+    Verify {
+        store: String,
+        #[command(flatten)]
+        options: admin::VerifyArgs,
+        #[command(flatten)]
+        target: AdminArgs,
+    },
+    /// Remove snapshots that no keep rule keeps (per group).
+    Prune {
+        store: String,
+        #[command(flatten)]
+        options: Box<admin::PruneArgs>,
+        #[command(flatten)]
+        target: AdminArgs,
+    },
+    /// Datastore status: disk, chunks, dedup factor, snapshots, last GC.
+    Status {
+        store: String,
+        #[command(flatten)]
+        target: AdminArgs,
+    },
+    /// Tasks: list, read logs, abort.
+    Task {
+        #[command(subcommand)]
+        command: TaskCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -49,10 +85,58 @@ pub enum DatastoreCommand {
         /// Average chunk size in KiB (a power of two).
         #[arg(long, default_value_t = 4096)]
         chunk_size_kib: usize,
+        /// FOR TESTS ONLY: seconds an unreferenced chunk survives GC (default 24h5m).
+        #[arg(long, hide = true)]
+        gc_grace_seconds: Option<i64>,
     },
 }
 
-pub fn run(cli: Cli) -> Result<()> {
+#[derive(Subcommand)]
+pub enum TaskCommand {
+    /// List tasks, newest first.
+    List {
+        #[command(flatten)]
+        filter: admin::TaskListArgs,
+        #[command(flatten)]
+        target: AdminArgs,
+    },
+    /// Print a task's log; with --follow, until the task ends.
+    Log {
+        upid: String,
+        #[arg(long)]
+        follow: bool,
+        #[command(flatten)]
+        target: AdminArgs,
+    },
+    /// Ask a running task to stop.
+    Abort {
+        upid: String,
+        #[command(flatten)]
+        target: AdminArgs,
+    },
+}
+
+/// How admin subcommands reach the server.
+#[derive(Args, Clone)]
+pub struct AdminArgs {
+    #[arg(long, env = "BACKUP_SERVER_CONFIG_DIR")]
+    pub config_dir: PathBuf,
+    /// Server address (default: the address the running server wrote into the config
+    /// directory, else 127.0.0.1:8007).
+    #[arg(long)]
+    pub server: Option<String>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output_format: OutputFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+/// Runs the command and returns the process exit code.
+pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
     match cli.command {
         Command::Init { config_dir } => {
             let result = crate::init::init(&config_dir)?;
@@ -62,7 +146,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 crate::config::ADMIN_TOKEN_ID,
                 config_dir.join(crate::config::ADMIN_TOKEN_FILE).display()
             );
-            Ok(())
+            Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Datastore {
             command:
@@ -71,21 +155,67 @@ pub fn run(cli: Cli) -> Result<()> {
                     path,
                     config_dir,
                     chunk_size_kib,
+                    gc_grace_seconds,
                 },
         } => {
             let bytes = chunk_size_kib
                 .checked_mul(1024)
                 .ok_or_else(|| anyhow::anyhow!("chunk size {chunk_size_kib} KiB is too large"))?;
-            crate::init::create_datastore(&config_dir, &name, &path, bytes)?;
+            crate::init::create_datastore(&config_dir, &name, &path, bytes, gc_grace_seconds)?;
             println!("created datastore '{name}' at {}", path.display());
-            Ok(())
+            Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Serve { config_dir, listen } => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            let state = Arc::new(ServerState::new(ConfigDir::new(&config_dir)));
-            runtime.block_on(crate::server::serve(state, &listen))
+            let state = Arc::new(ServerState::new(ConfigDir::new(&config_dir))?);
+            runtime.block_on(crate::server::serve(state, &listen))?;
+            Ok(std::process::ExitCode::SUCCESS)
         }
+        admin_command => run_admin(admin_command),
     }
+}
+
+fn run_admin(command: Command) -> Result<std::process::ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match command {
+            Command::Gc { store, target } => {
+                admin::gc(&AdminTarget::connect(&target)?, &store).await
+            }
+            Command::Verify {
+                store,
+                options,
+                target,
+            } => admin::verify(&AdminTarget::connect(&target)?, &store, options).await,
+            Command::Prune {
+                store,
+                options,
+                target,
+            } => admin::prune(&AdminTarget::connect(&target)?, &store, *options).await,
+            Command::Status { store, target } => {
+                admin::status(&AdminTarget::connect(&target)?, &store).await
+            }
+            Command::Task {
+                command: TaskCommand::List { filter, target },
+            } => admin::task_list(&AdminTarget::connect(&target)?, filter).await,
+            Command::Task {
+                command:
+                    TaskCommand::Log {
+                        upid,
+                        follow,
+                        target,
+                    },
+            } => admin::task_log(&AdminTarget::connect(&target)?, &upid, follow).await,
+            Command::Task {
+                command: TaskCommand::Abort { upid, target },
+            } => admin::task_abort(&AdminTarget::connect(&target)?, &upid).await,
+            Command::Init { .. } | Command::Datastore { .. } | Command::Serve { .. } => {
+                unreachable!("handled by run")
+            }
+        }
+    })
 }

@@ -15,6 +15,10 @@ pub const TOKENS_FILE: &str = "tokens.json";
 pub const CERT_FILE: &str = "server.pem";
 pub const KEY_FILE: &str = "server.key";
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+/// Written by `serve`: the address it listens on, for the admin subcommands.
+pub const LISTEN_FILE: &str = "listen.addr";
+/// Directory of task records and logs.
+pub const TASKS_DIR: &str = "tasks";
 /// The API token that `init` creates.
 pub const ADMIN_TOKEN_ID: &str = "root@local!admin";
 
@@ -26,6 +30,11 @@ pub struct DatastoreConfig {
     pub path: PathBuf,
     /// Average chunk size in bytes of the content-defined chunker.
     pub chunk_size: usize,
+    /// FOR TESTS ONLY: how long an unreferenced chunk survives garbage collection, instead
+    /// of 24h5m. A shorter grace lets GC delete chunks that a backup which started before
+    /// the GC (but did not yet touch them) is about to reuse; never set it in production.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gc_grace_seconds: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

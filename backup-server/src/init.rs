@@ -63,11 +63,20 @@ pub fn init(dir: &Path) -> Result<InitResult> {
 }
 
 /// Creates a datastore directory and adds it to the config.
-pub fn create_datastore(dir: &Path, name: &str, path: &Path, chunk_size: usize) -> Result<()> {
+pub fn create_datastore(
+    dir: &Path,
+    name: &str,
+    path: &Path,
+    chunk_size: usize,
+    gc_grace_seconds: Option<i64>,
+) -> Result<()> {
     let config = ConfigDir::new(dir);
     config.check_initialized()?;
     datastore::names::validate_store_name(name)?;
     datastore::chunker::ChunkerParams::new(chunk_size)?;
+    if gc_grace_seconds.is_some_and(|g| g < 0) {
+        bail!("--gc-grace-seconds must not be negative");
+    }
     let mut stores = config.datastores()?;
     if stores.datastores.iter().any(|d| d.name == name) {
         bail!("datastore '{name}' exists already");
@@ -83,6 +92,7 @@ pub fn create_datastore(dir: &Path, name: &str, path: &Path, chunk_size: usize) 
         name: name.to_string(),
         path,
         chunk_size,
+        gc_grace_seconds,
     });
     config.save_datastores(&stores)
 }

@@ -9,6 +9,7 @@
 //! its manifest only at `finish`, after every archive's index was closed; a session that
 //! ends otherwise leaves no snapshot directory behind.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod cleanup;
@@ -21,4 +22,5 @@ pub mod init;
 pub mod server;
 pub mod session;
 pub mod state;
+pub mod tasks;
 pub mod tls;

@@ -9,7 +9,7 @@ fn main() -> std::process::ExitCode {
         )
         .init();
     match backup_server::cli::run(backup_server::cli::Cli::parse()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
             std::process::ExitCode::FAILURE

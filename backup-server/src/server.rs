@@ -26,6 +26,11 @@ pub async fn serve(state: Arc<ServerState>, listen: &str) -> Result<()> {
         .await
         .with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
+    datastore::fs_util::replace_file(
+        &state.config.path(crate::config::LISTEN_FILE),
+        format!("{addr}\n").as_bytes(),
+    )
+    .context("writing the listen address file")?;
     println!("listening on {addr}");
     tracing::info!("listening on {addr}");
     let acceptor = TlsAcceptor::from(tls);

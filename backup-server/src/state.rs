@@ -9,11 +9,14 @@ use datastore::digest::ZeroDigests;
 use datastore::snapshot::BackupGroup;
 use datastore::store::DataStore;
 
-use crate::config::ConfigDir;
+use crate::config::{ConfigDir, TASKS_DIR};
 use crate::error::ApiError;
+use crate::tasks::TaskRegistry;
 
 pub struct ServerState {
     pub config: ConfigDir,
+    /// Every long operation (backup session, GC, verify, prune) runs as a task.
+    pub tasks: Arc<TaskRegistry>,
     pub zeros: Arc<ZeroDigests>,
     /// Groups with a running backup session, per store: one writer per group.
     active_groups: Mutex<HashSet<(String, BackupGroup)>>,
@@ -26,16 +29,22 @@ pub struct OpenStore {
     pub name: String,
     pub store: Arc<DataStore>,
     pub chunker: ChunkerParams,
+    /// Seconds an unreferenced chunk survives GC.
+    pub gc_grace_secs: i64,
 }
 
 impl ServerState {
-    pub fn new(config: ConfigDir) -> Self {
-        Self {
+    /// State of a server on `config`; opens the task registry (which marks tasks that
+    /// were running when a previous server process died as `unknown`).
+    pub fn new(config: ConfigDir) -> anyhow::Result<Self> {
+        let tasks = Arc::new(TaskRegistry::open(&config.path(TASKS_DIR))?);
+        Ok(Self {
             config,
+            tasks,
             zeros: Arc::new(ZeroDigests::new()),
             active_groups: Mutex::new(HashSet::new()),
             bytes_received: AtomicU64::new(0),
-        }
+        })
     }
 
     /// Opens a configured datastore by name.
@@ -55,6 +64,9 @@ impl ServerState {
             name: name.to_string(),
             store: Arc::new(store),
             chunker,
+            gc_grace_secs: config
+                .gc_grace_seconds
+                .unwrap_or(datastore::gc::DEFAULT_GRACE_SECS),
         })
     }
 

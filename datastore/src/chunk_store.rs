@@ -9,11 +9,13 @@
 //! Renames become durable only when their directory is fsynced. Rather than one directory
 //! fsync per chunk, inserts record their prefix as dirty and the caller runs
 //! [`ChunkStore::sync_dirty_dirs`] once before it commits anything that references them (at
-//! index close). This module decides nothing about which chunks are garbage.
+//! index close). This module decides nothing about which chunks are garbage: it only lists
+//! and classifies the files, and removes one when GC asks, without racing with `touch`.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -230,6 +232,66 @@ impl ChunkStore {
         result
     }
 
+    /// The prefix directories that exist (`.chunks/<4 hex>`), sorted. Other entries of
+    /// `.chunks` are skipped.
+    pub fn prefix_dirs(&self) -> Result<Vec<PathBuf>, ChunkStoreError> {
+        let dir = &self.chunk_dir;
+        let mut out = Vec::new();
+        for entry in fs::read_dir(dir).map_err(io_error("list", dir))? {
+            let entry = entry.map_err(io_error("list", dir))?;
+            let file_type = entry.file_type().map_err(io_error("stat entry in", dir))?;
+            if file_type.is_dir() && entry.file_name().to_str().is_some_and(is_prefix_name) {
+                out.push(entry.path());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Removes the chunk file at `path` if `is_garbage(atime)` still holds when the file
+    /// leaves its name. GC calls this for a chunk whose atime it found old.
+    ///
+    /// A plain stat-then-unlink races with [`touch`](Self::touch): an insert that touches
+    /// the chunk in between believes it stored, and a snapshot would reference a chunk that
+    /// is gone. So the file is first renamed to a temp name in its directory (from then on
+    /// `touch` sees it missing and an insert writes a new copy) and its atime is read again:
+    /// a touch that reached it did so before the rename and shows. A touched file is renamed
+    /// back (over a new copy, if an insert made one: same content) and its directory fsynced;
+    /// otherwise it is unlinked. No lock, so this holds across threads, store instances and
+    /// processes. What remains is a crash between the two renames of a chunk touched in
+    /// that window of a few syscalls: the chunk is then left under the temp name.
+    pub fn remove_if_unused(
+        &self,
+        path: &Path,
+        is_garbage: impl Fn(i64) -> bool,
+    ) -> Result<ChunkRemoval, ChunkStoreError> {
+        let doomed = doomed_path(path).map_err(io_error("name temp file for", path))?;
+        match fs::rename(path, &doomed) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(ChunkRemoval::Vanished),
+            Err(err) => return Err(io_error("move aside", path)(err)),
+        }
+        let meta = match fs::symlink_metadata(&doomed) {
+            Ok(meta) => meta,
+            Err(err) => {
+                // Put it back rather than leave a live chunk under a temp name.
+                let _ = fs::rename(&doomed, path);
+                return Err(io_error("stat", &doomed)(err));
+            }
+        };
+        if is_garbage(meta.atime()) {
+            fs::remove_file(&doomed).map_err(io_error("remove", &doomed))?;
+            return Ok(ChunkRemoval::Removed { size: meta.len() });
+        }
+        fs::rename(&doomed, path).map_err(io_error("move back", path))?;
+        let dir = fs_util::parent_dir(path);
+        fs_util::fsync_dir(dir).map_err(io_error("fsync", dir))?;
+        Ok(ChunkRemoval::Touched {
+            atime: meta.atime(),
+            size: meta.len(),
+        })
+    }
+
     /// Reads the encoded blob of a chunk.
     pub fn read(&self, digest: &Digest) -> Result<Vec<u8>, ChunkStoreError> {
         let path = self.chunk_path(digest);
@@ -259,6 +321,108 @@ impl ChunkStore {
             });
         }
         Ok(data)
+    }
+}
+
+/// What [`ChunkStore::remove_if_unused`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChunkRemoval {
+    /// The file was removed; it had `size` bytes.
+    Removed { size: u64 },
+    /// The chunk was touched after the caller looked at it, and stays; its new atime.
+    Touched { atime: i64, size: u64 },
+    /// The file was gone already.
+    Vanished,
+}
+
+/// What a file in a chunk prefix directory is, by its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChunkFileKind {
+    /// `<64 hex>`: a chunk.
+    Chunk,
+    /// `<64 hex>.<n>.bad`: a chunk that verify found corrupt and moved aside.
+    Bad,
+    /// A temp file of an insert in progress, or one that a crash left.
+    Temp,
+    /// Anything else: left alone.
+    Other,
+}
+
+fn is_lower_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn is_prefix_name(name: &str) -> bool {
+    is_lower_hex(name, 4)
+}
+
+/// Classifies a file name found in a prefix directory. Pure.
+pub fn chunk_file_kind(name: &str) -> ChunkFileKind {
+    if is_lower_hex(name, 64) {
+        return ChunkFileKind::Chunk;
+    }
+    if fs_util::is_temp_name(name) {
+        return ChunkFileKind::Temp;
+    }
+    let bad = name
+        .strip_suffix(".bad")
+        .and_then(|rest| rest.split_once('.'))
+        .is_some_and(|(digest, n)| {
+            is_lower_hex(digest, 64)
+                && (1..=3).contains(&n.len())
+                && n.bytes().all(|b| b.is_ascii_digit())
+        });
+    if bad {
+        ChunkFileKind::Bad
+    } else {
+        ChunkFileKind::Other
+    }
+}
+
+/// A temp name next to `path` (`.<name>.tmp-<16 hex>`) to move a chunk aside under.
+fn doomed_path(path: &Path) -> io::Result<PathBuf> {
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random).map_err(|e| io::Error::other(format!("getrandom: {e}")))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    let mut doomed = std::ffi::OsString::from(".");
+    doomed.push(name);
+    doomed.push(".tmp-");
+    doomed.push(hex::encode(random));
+    Ok(path.with_file_name(doomed))
+}
+
+/// How many `.bad` copies of one chunk are kept: `<digest>.0.bad` to `<digest>.9.bad`.
+const MAX_BAD_COPIES: u32 = 10;
+
+impl ChunkStore {
+    /// Renames a corrupt chunk aside to `<digest>.<n>.bad`, with `n` the first free number
+    /// in `0..=9` (when all are taken, `.9.bad` is replaced, so the evidence stays bounded),
+    /// and fsyncs the directory. From then on the chunk counts as missing, so the next backup
+    /// that has the data stores a good copy instead of touching the bad one. Returns the new
+    /// path; [`ChunkStoreError::NotFound`] if the chunk is not there (any more).
+    pub fn rename_bad(&self, digest: &Digest) -> Result<PathBuf, ChunkStoreError> {
+        let path = self.chunk_path(digest);
+        let mut target = PathBuf::new();
+        for n in 0..MAX_BAD_COPIES {
+            target = path.with_file_name(format!("{}.{n}.bad", digest.to_hex()));
+            match fs::symlink_metadata(&target) {
+                Ok(_) => continue,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => break,
+                Err(err) => return Err(io_error("stat", &target)(err)),
+            }
+        }
+        match fs::rename(&path, &target) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                return Err(ChunkStoreError::NotFound { digest: *digest });
+            }
+            Err(err) => return Err(io_error("rename corrupt chunk", &path)(err)),
+        }
+        let dir = fs_util::parent_dir(&path);
+        fs_util::fsync_dir(dir).map_err(io_error("fsync", dir))?;
+        Ok(target)
     }
 }
 

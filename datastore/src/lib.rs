@@ -2,9 +2,10 @@
 //! snapshots and their manifests.
 //!
 //! The pure parts ([`chunker`], [`blob`], [`index`] codec, [`names`], [`snapshot`] times,
-//! [`manifest`], [`digest`]) do no IO and are tested with unit and property tests. The IO
-//! parts ([`fs_util`], [`chunk_store`], [`index::DynamicIndexWriter`], [`ingest`], [`store`])
-//! are blocking: async callers run them on worker threads.
+//! [`manifest`], [`digest`], the retention policy [`prune`] and its [`duration`]s) do no IO
+//! and are tested with unit and property tests. The IO parts ([`fs_util`], [`chunk_store`],
+//! [`index::DynamicIndexWriter`], [`ingest`], [`store`], [`store_admin`], [`verify`]) are
+//! blocking: async callers run them on worker threads.
 //!
 //! What this crate must not do: depend on the wire protocol, the server or the client, or on
 //! an async runtime, HTTP or TLS; hold global state (every path and option comes from the
@@ -46,11 +47,17 @@ pub mod blob;
 pub mod chunk_store;
 pub mod chunker;
 pub mod digest;
+pub mod duration;
 pub mod file_formats;
 pub mod fs_util;
+pub mod gc;
 pub mod index;
 pub mod ingest;
 pub mod manifest;
 pub mod names;
+pub mod prune;
 pub mod snapshot;
+pub mod status;
 pub mod store;
+pub mod store_admin;
+pub mod verify;

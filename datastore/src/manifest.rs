@@ -43,6 +43,44 @@ pub struct ManifestFile {
     pub chunks: u64,
 }
 
+/// Key of the last verify result in the manifest's `unprotected` part.
+pub const VERIFY_STATE_KEY: &str = "verify_state";
+
+/// The result of the last verify of a snapshot, kept in the manifest's `unprotected` part as
+/// `"verify_state": {"state": "ok", "upid": "...", "time": 1764000000}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VerifyState {
+    pub state: VerifyOutcome,
+    /// The task that verified.
+    pub upid: String,
+    /// When the verify job started, seconds since the epoch.
+    pub time: i64,
+}
+
+/// Whether a verify found the snapshot whole.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyOutcome {
+    Ok,
+    Failed,
+}
+
+impl VerifyOutcome {
+    /// `ok` or `failed`, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for VerifyOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A manifest that cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -75,6 +113,26 @@ impl BackupManifest {
         self.backup_type == snap.group.backup_type.as_str()
             && self.backup_id == snap.group.backup_id
             && self.backup_time == snap.time
+    }
+
+    /// The last verify result, if one is recorded. A malformed entry (written by something
+    /// else) reads as none, so the snapshot is simply verified again.
+    pub fn verify_state(&self) -> Option<VerifyState> {
+        let value = self.unprotected.get(VERIFY_STATE_KEY)?;
+        VerifyState::deserialize(value).ok()
+    }
+
+    /// Records a verify result, keeping the rest of `unprotected`. An `unprotected` part
+    /// that is not a JSON object (absent in old manifests) is replaced by one.
+    pub fn set_verify_state(&mut self, state: &VerifyState) {
+        if !self.unprotected.is_object() {
+            self.unprotected = serde_json::Value::Object(serde_json::Map::new());
+        }
+        if let serde_json::Value::Object(map) = &mut self.unprotected {
+            // A string, an enum and an integer: serializing cannot fail.
+            let value = serde_json::to_value(state).expect("verify state serializes to JSON");
+            map.insert(VERIFY_STATE_KEY.to_owned(), value);
+        }
     }
 
     /// The manifest as a compressed blob.
@@ -159,6 +217,41 @@ mod tests {
         let last = b.len() - 1;
         b[last] ^= 1;
         assert!(BackupManifest::from_blob(&b).is_err());
+    }
+
+    #[test]
+    fn verify_state_round_trips_and_keeps_other_fields() {
+        let mut m = sample();
+        assert_eq!(m.verify_state(), None);
+        let state = VerifyState {
+            state: VerifyOutcome::Failed,
+            upid: "UPID:verify:1".into(),
+            time: 1_764_100_000,
+        };
+        m.set_verify_state(&state);
+        assert_eq!(m.verify_state(), Some(state.clone()));
+        assert_eq!(m.unprotected["notes"], "first");
+        assert_eq!(
+            m.unprotected["verify_state"],
+            serde_json::json!({"state": "failed", "upid": "UPID:verify:1", "time": 1_764_100_000})
+        );
+        let back = BackupManifest::from_blob(&m.to_blob()).unwrap();
+        assert_eq!(back.verify_state(), Some(state.clone()));
+
+        let ok = VerifyState {
+            state: VerifyOutcome::Ok,
+            ..state
+        };
+        m.set_verify_state(&ok);
+        assert_eq!(m.verify_state(), Some(ok.clone()));
+
+        // Old manifests have no `unprotected` object; junk in it reads as "never verified".
+        m.unprotected = serde_json::Value::Null;
+        assert_eq!(m.verify_state(), None);
+        m.set_verify_state(&ok);
+        assert_eq!(m.verify_state(), Some(ok));
+        m.unprotected = serde_json::json!({"verify_state": {"state": "maybe"}});
+        assert_eq!(m.verify_state(), None);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! ```text
 //! <base>/.datastore.json                 {"format": 1}: marks the directory as a store
 //! <base>/.chunks/<prefix>/<digest>       chunk blobs (see chunk_store)
+//! <base>/.gc.lock, .gc-status            GC's lock (flock) and last result (see gc)
 //! <base>/[ns/<a>/[ns/<b>/…]]<type>/<id>/<time>/   snapshot: index.json.blob, *.didx, *.blob
 //! ```
 //!
@@ -55,6 +56,13 @@ pub enum StoreError {
     },
     #[error("manifest {path} describes {found}, not the snapshot it is stored in")]
     ManifestMismatch { path: PathBuf, found: String },
+    #[error("garbage collection of datastore {path} is already running")]
+    GcRunning { path: PathBuf },
+    #[error(
+        "the filesystem at {path} does not update access times (noatime?): garbage \
+         collection would delete live chunks"
+    )]
+    AtimeNotUpdated { path: PathBuf },
     #[error(transparent)]
     Name(#[from] NameError),
     #[error(transparent)]
@@ -80,7 +88,8 @@ pub struct DataStore {
 
 impl DataStore {
     /// Creates a datastore at `base`, which must not exist or be an empty directory. On
-    /// failure, what this call created is removed again.
+    /// failure, what this call created is removed again. Refuses a filesystem that ignores
+    /// explicit access-time updates ([`StoreError::AtimeNotUpdated`]): GC marks by atime.
     pub fn create(base: &Path) -> Result<Self, StoreError> {
         let created_base = match fs::read_dir(base) {
             Ok(mut entries) => {
@@ -118,6 +127,7 @@ impl DataStore {
     }
 
     fn populate(base: &Path, created_base: bool) -> Result<Self, StoreError> {
+        maintenance::check_atime(base)?;
         let chunks = ChunkStore::create(base)?;
         let marker = serde_json::to_vec(&Marker {
             format: FORMAT_VERSION,
@@ -312,5 +322,7 @@ impl DataStore {
 }
 
 mod listing;
+mod maintenance;
+pub use maintenance::GcLock;
 #[cfg(test)]
 mod tests;

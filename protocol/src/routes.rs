@@ -39,8 +39,75 @@ pub const READER: Route = Route {
     path: "/api2/json/reader",
 };
 
+/// Forget (remove) one snapshot (query: [`crate::types::SnapshotParams`]).
+pub const FORGET_SNAPSHOT: Route = Route {
+    method: Method::Delete,
+    path: "/api2/json/admin/datastore/{store}/snapshots",
+};
+/// Set or clear a snapshot's protected flag (query: [`crate::types::SnapshotParams`];
+/// body: [`crate::types::ProtectedRequest`]).
+pub const SNAPSHOT_PROTECTED: Route = Route {
+    method: Method::Put,
+    path: "/api2/json/admin/datastore/{store}/protected",
+};
+/// Datastore status (answer: [`crate::types::DatastoreStatus`]).
+pub const DATASTORE_STATUS: Route = Route {
+    method: Method::Get,
+    path: "/api2/json/admin/datastore/{store}/status",
+};
+/// Start garbage collection (answer: [`crate::types::TaskStarted`]).
+pub const START_GC: Route = Route {
+    method: Method::Post,
+    path: "/api2/json/admin/datastore/{store}/gc",
+};
+/// Start a verify job (body: [`crate::types::VerifyRequest`]; answer: [`crate::types::TaskStarted`]).
+pub const START_VERIFY: Route = Route {
+    method: Method::Post,
+    path: "/api2/json/admin/datastore/{store}/verify",
+};
+/// Prune (body: [`crate::types::PruneRequest`]; answer: [`crate::types::PruneResponse`]).
+pub const PRUNE: Route = Route {
+    method: Method::Post,
+    path: "/api2/json/admin/datastore/{store}/prune",
+};
+/// List tasks (query: [`crate::types::TaskListParams`]; answer: list of [`crate::types::TaskStatus`]).
+pub const TASKS: Route = Route {
+    method: Method::Get,
+    path: "/api2/json/nodes/localhost/tasks",
+};
+/// One task's status.
+pub const TASK_STATUS: Route = Route {
+    method: Method::Get,
+    path: "/api2/json/nodes/localhost/tasks/{upid}/status",
+};
+/// One task's log from a line on (query: `start`; answer: [`crate::types::TaskLog`]).
+pub const TASK_LOG: Route = Route {
+    method: Method::Get,
+    path: "/api2/json/nodes/localhost/tasks/{upid}/log",
+};
+/// Abort a running task.
+pub const TASK_ABORT: Route = Route {
+    method: Method::Delete,
+    path: "/api2/json/nodes/localhost/tasks/{upid}",
+};
+
 /// Every REST route (outside sessions). The server's router is built from this list.
-pub const REST_ROUTES: &[Route] = &[VERSION, SNAPSHOTS, BACKUP, READER];
+pub const REST_ROUTES: &[Route] = &[
+    VERSION,
+    SNAPSHOTS,
+    FORGET_SNAPSHOT,
+    SNAPSHOT_PROTECTED,
+    DATASTORE_STATUS,
+    START_GC,
+    START_VERIFY,
+    PRUNE,
+    TASKS,
+    TASK_STATUS,
+    TASK_LOG,
+    TASK_ABORT,
+    BACKUP,
+    READER,
+];
 
 /// Inside a backup session: stream one archive as the request body; the server chunks it
 /// (query: [`crate::types::ArchiveUploadParams`]; answer: [`crate::types::ArchiveUploadResponse`]).

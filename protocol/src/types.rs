@@ -119,6 +119,211 @@ pub struct SnapshotListItem {
     pub files: Vec<SnapshotFile>,
     /// Sum of the files' logical sizes.
     pub size: u64,
+    /// The last verify's result, if the snapshot was verified.
+    #[serde(default)]
+    pub verification: Option<VerifyState>,
+    #[serde(default)]
+    pub protected: bool,
+}
+
+/// Verify state of a snapshot, as listed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub struct VerifyState {
+    /// `ok` or `failed`.
+    pub state: String,
+    /// When the verify ran (epoch seconds).
+    pub time: i64,
+    /// The task that verified.
+    pub upid: String,
+}
+
+/// Query naming one snapshot of a datastore.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SnapshotParams {
+    #[serde(default)]
+    pub ns: String,
+    pub backup_type: String,
+    pub backup_id: String,
+    pub backup_time: i64,
+}
+
+/// Body of [`crate::routes::SNAPSHOT_PROTECTED`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ProtectedRequest {
+    pub protected: bool,
+}
+
+/// Answer of a route that started a task.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub struct TaskStarted {
+    pub upid: String,
+}
+
+/// Query of [`crate::routes::TASKS`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TaskListParams {
+    /// Only tasks of this type (`backup`, `reader`, `gc`, `verify`, `prune`).
+    #[serde(default)]
+    pub task_type: Option<String>,
+    /// Only tasks of this datastore.
+    #[serde(default)]
+    pub store: Option<String>,
+    /// Only running tasks.
+    #[serde(default)]
+    pub running: bool,
+    /// At most this many, newest first.
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// A task's state: `running`, then one of `ok`, `warnings`, `error`, `aborted`, `unknown`
+/// (it was running when the server stopped).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub struct TaskStatus {
+    pub upid: String,
+    pub task_type: String,
+    pub store: Option<String>,
+    pub worker_id: Option<String>,
+    pub auth_id: String,
+    pub start_time: i64,
+    pub end_time: Option<i64>,
+    pub status: String,
+    /// The error message, or the number of warnings.
+    pub message: Option<String>,
+    /// Task-specific result (e.g. the GC report), when the task has one.
+    #[serde(default)]
+    pub result: Option<serde_json::Value>,
+}
+
+/// Answer of [`crate::routes::TASK_LOG`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub struct TaskLog {
+    /// Lines from `start` on.
+    pub lines: Vec<String>,
+    /// The line number to ask for next.
+    pub next: usize,
+    /// Whether the task still runs (more lines may come).
+    pub running: bool,
+}
+
+/// Body of [`crate::routes::START_VERIFY`]. Without a snapshot, group or namespace, the whole
+/// datastore is verified.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// Namespace (and everything below it).
+    #[serde(default)]
+    pub ns: Option<String>,
+    #[serde(default)]
+    pub backup_type: Option<String>,
+    #[serde(default)]
+    pub backup_id: Option<String>,
+    #[serde(default)]
+    pub backup_time: Option<i64>,
+    /// Skip snapshots whose last verify passed less than this many days ago.
+    #[serde(default)]
+    pub outdated_after_days: Option<u32>,
+    /// Only verify snapshots that were never verified.
+    #[serde(default)]
+    pub only_unverified: bool,
+}
+
+/// Keep options of a prune; every field is optional, none set keeps everything.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct KeepOptions {
+    #[serde(default)]
+    pub keep_last: Option<u64>,
+    #[serde(default)]
+    pub keep_hourly: Option<u64>,
+    #[serde(default)]
+    pub keep_daily: Option<u64>,
+    #[serde(default)]
+    pub keep_weekly: Option<u64>,
+    #[serde(default)]
+    pub keep_monthly: Option<u64>,
+    #[serde(default)]
+    pub keep_yearly: Option<u64>,
+    /// Keep every snapshot newer than this duration (e.g. `7d`, `1y6m`, `36h`).
+    #[serde(default)]
+    pub keep_within: Option<String>,
+    #[serde(default)]
+    pub keep_within_hourly: Option<String>,
+    #[serde(default)]
+    pub keep_within_daily: Option<String>,
+    #[serde(default)]
+    pub keep_within_weekly: Option<String>,
+    #[serde(default)]
+    pub keep_within_monthly: Option<String>,
+    #[serde(default)]
+    pub keep_within_yearly: Option<String>,
+}
+
+/// Body of [`crate::routes::PRUNE`]: prune every group of a namespace, or one group.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PruneRequest {
+    #[serde(default)]
+    pub ns: String,
+    #[serde(default)]
+    pub backup_type: Option<String>,
+    #[serde(default)]
+    pub backup_id: Option<String>,
+    #[serde(flatten)]
+    pub keep: KeepOptions,
+    /// Only compute and return the plan.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// One snapshot in a prune plan.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub struct PrunePlanItem {
+    /// `type/id/time`.
+    pub snapshot: String,
+    pub ns: String,
+    pub keep: bool,
+    /// The rule that kept it (`keep-last`, `keep-daily`, ..., `protected`), or `null`.
+    pub reason: Option<String>,
+}
+
+/// Answer of [`crate::routes::PRUNE`]: the plan, and the task that executes it (none for a
+/// dry run).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub struct PruneResponse {
+    pub plan: Vec<PrunePlanItem>,
+    pub upid: Option<String>,
+}
+
+/// Answer of [`crate::routes::DATASTORE_STATUS`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct DatastoreStatus {
+    pub store: String,
+    /// Filesystem of the datastore: total, used and available bytes.
+    pub total: u64,
+    pub used: u64,
+    pub avail: u64,
+    pub chunk_count: u64,
+    /// Bytes of chunk files on disk.
+    pub bytes_stored: u64,
+    /// Logical bytes referenced by all snapshots' indexes.
+    pub logical_bytes: u64,
+    /// logical_bytes / bytes_stored.
+    pub dedup_factor: f64,
+    pub snapshot_count: u64,
+    pub group_count: u64,
+    /// The last garbage collection's report, if one ran.
+    pub last_gc: Option<serde_json::Value>,
 }
 
 #[cfg(test)]

@@ -32,12 +32,18 @@ pub fn bin(name: &str) -> PathBuf {
 pub struct ServerOptions {
     /// Average chunk size of the datastore in KiB.
     pub chunk_size_kib: usize,
+    /// The datastore's GC grace (a test-only option); `None` keeps 24h5m.
+    pub gc_grace_seconds: Option<i64>,
+    /// Extra environment of the server process (test pause points).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
         Self {
             chunk_size_kib: 4096,
+            gc_grace_seconds: None,
+            env: Vec::new(),
         }
     }
 }
@@ -50,6 +56,7 @@ pub struct TestServer {
     pub fingerprint: String,
     pub secret: String,
     pub addr: String,
+    env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -82,15 +89,18 @@ impl TestServer {
             .expect("admin.token")
             .trim()
             .to_string();
-        run_ok(
-            Command::new(bin("backup-server"))
-                .args(["datastore", "create", Self::STORE])
-                .arg(&store_path)
-                .arg("--config-dir")
-                .arg(&config_dir)
-                .arg("--chunk-size-kib")
-                .arg(options.chunk_size_kib.to_string()),
-        );
+        let mut create = Command::new(bin("backup-server"));
+        create
+            .args(["datastore", "create", Self::STORE])
+            .arg(&store_path)
+            .arg("--config-dir")
+            .arg(&config_dir)
+            .arg("--chunk-size-kib")
+            .arg(options.chunk_size_kib.to_string());
+        if let Some(grace) = options.gc_grace_seconds {
+            create.arg("--gc-grace-seconds").arg(grace.to_string());
+        }
+        run_ok(&mut create);
         let mut server = TestServer {
             dir,
             config_dir,
@@ -98,6 +108,7 @@ impl TestServer {
             fingerprint,
             secret,
             addr: String::new(),
+            env: options.env.clone(),
             child: None,
         };
         server.spawn("127.0.0.1:0");
@@ -116,6 +127,7 @@ impl TestServer {
             .arg(&self.config_dir)
             .arg("--listen")
             .arg(listen)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()
@@ -161,6 +173,23 @@ impl TestServer {
         format!("{}@{}:{}", Self::TOKEN, self.addr, Self::STORE)
     }
 
+    /// An API client of this server, authenticated as the admin token.
+    pub fn api_client(&self) -> api_client::HttpClient {
+        let (host, port) = self.addr.rsplit_once(':').expect("host:port");
+        let address = api_client::http::ServerAddress {
+            host: host.to_string(),
+            port: port.parse().expect("port"),
+        };
+        let fingerprint = self.fingerprint.parse().expect("fingerprint");
+        api_client::HttpClient::new(
+            address,
+            Self::TOKEN.into(),
+            self.secret.clone(),
+            Some(fingerprint),
+        )
+        .expect("api client")
+    }
+
     /// A `backup-client` command with repository, secret and fingerprint in its
     /// environment.
     pub fn client(&self) -> Command {
@@ -189,6 +218,28 @@ impl TestServer {
     pub fn backup(&self, path: &Path, backup_id: &str) -> serde_json::Value {
         let spec = format!("root.tar:{}", path.display());
         self.client_json(&["backup", &spec, "--backup-id", backup_id])
+    }
+
+    /// A `backup-server` admin command (`gc`, `verify`, `task list`, ...) against this
+    /// server, with its config directory.
+    pub fn admin(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin("backup-server"));
+        cmd.args(args)
+            .arg("--config-dir")
+            .arg(&self.config_dir)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs an admin command with `--output-format json`; panics unless it succeeded.
+    pub fn admin_json(&self, args: &[&str]) -> serde_json::Value {
+        let output = run_ok(self.admin(args).args(["--output-format", "json"]));
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!(
+                "admin printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&output.stdout)
+            )
+        })
     }
 
     /// The snapshots the server lists.

@@ -3,18 +3,13 @@
 
 use std::time::Duration;
 
-use backup_client::http::{HttpClient, full_body};
+use api_client::HttpClient;
+use api_client::http::full_body;
 use e2e::harness::{TestServer, disk_state};
 use protocol::routes::{self, BACKUP_PROTOCOL, encode_query};
 
 fn client(server: &TestServer) -> HttpClient {
-    let repo = server.repository().parse().unwrap();
-    HttpClient::new(
-        repo,
-        server.secret.clone(),
-        Some(server.fingerprint.parse().unwrap()),
-    )
-    .unwrap()
+    server.api_client()
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -115,7 +110,7 @@ fn malformed_session_requests_get_400_and_change_nothing() {
                 .await
                 .unwrap();
             let status = response.status();
-            let text = backup_client::http::read_ok_body(response, 1 << 20)
+            let text = api_client::http::read_ok_body(response, 1 << 20)
                 .await
                 .err()
                 .map(|e| format!("{e:#}"));

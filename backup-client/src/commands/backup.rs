@@ -13,8 +13,10 @@ use protocol::types::{ArchiveUploadResponse, FinishRequest, FinishResponse};
 use serde::Serialize;
 
 use crate::archive::ArchiveProgress;
-use crate::http::{HttpClient, full_body};
+use api_client::http::full_body;
+
 use crate::progress::ProgressReporter;
+use crate::repository::RepoClient;
 use crate::upload::spawn_encoder;
 
 /// One `NAME.tar:PATH` argument.
@@ -54,6 +56,7 @@ pub struct BackupOptions {
     pub backup_type: String,
     pub backup_id: String,
     pub ns: String,
+    pub backup_time: Option<i64>,
     pub quiet: bool,
 }
 
@@ -89,16 +92,22 @@ pub struct BackupSummary {
     pub archives: Vec<ArchiveSummary>,
 }
 
-pub async fn run(client: &HttpClient, options: BackupOptions) -> Result<BackupSummary> {
+pub async fn run(client: &RepoClient, options: BackupOptions) -> Result<BackupSummary> {
     let started = Instant::now();
     check_specs(&options.specs)?;
-    let query = encode_query(&[
-        ("store", &client.repo.store),
-        ("ns", &options.ns),
-        ("backup-type", &options.backup_type),
-        ("backup-id", &options.backup_id),
-    ]);
+    let time = options.backup_time.map(|t| t.to_string());
+    let mut pairs = vec![
+        ("store", client.repo.store.as_str()),
+        ("ns", options.ns.as_str()),
+        ("backup-type", options.backup_type.as_str()),
+        ("backup-id", options.backup_id.as_str()),
+    ];
+    if let Some(time) = &time {
+        pairs.push(("backup-time", time));
+    }
+    let query = encode_query(&pairs);
     let mut session = client
+        .http
         .open_session(routes::BACKUP.path, &query, BACKUP_PROTOCOL)
         .await?;
     if !options.quiet {

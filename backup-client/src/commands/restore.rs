@@ -22,8 +22,10 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::archive::{ArchiveProgress, RestoreOptions, restore_tree};
-use crate::http::{HttpClient, Session, full_body, read_ok_body};
+use api_client::http::{Session, full_body, read_ok_body};
+
 use crate::progress::ProgressReporter;
+use crate::repository::RepoClient;
 
 /// Chunk downloads in flight at once.
 const DOWNLOADS_IN_FLIGHT: usize = 8;
@@ -53,7 +55,7 @@ pub struct RestoreSummary {
     pub warnings: Vec<String>,
 }
 
-pub async fn run(client: &HttpClient, request: RestoreRequest) -> Result<RestoreSummary> {
+pub async fn run(client: &RepoClient, request: RestoreRequest) -> Result<RestoreSummary> {
     let started = Instant::now();
     let ns: Namespace = request.ns.parse()?;
     let snapshot = datastore::snapshot::parse_snapshot(ns, &request.snapshot)?;
@@ -71,6 +73,7 @@ pub async fn run(client: &HttpClient, request: RestoreRequest) -> Result<Restore
         ("backup-time", &time),
     ]);
     let mut session = client
+        .http
         .open_session(routes::READER.path, &query, READER_PROTOCOL)
         .await?;
     let manifest_blob = session
@@ -210,7 +213,7 @@ async fn fetch_chunks(
 /// Fetches one chunk, retrying failed downloads, and returns its verified plain bytes
 /// and its encoded size.
 async fn fetch_chunk(
-    sender: hyper::client::conn::http2::SendRequest<crate::http::RequestBody>,
+    sender: hyper::client::conn::http2::SendRequest<api_client::http::RequestBody>,
     digest: Digest,
     expected_len: usize,
 ) -> Result<(Bytes, usize)> {
@@ -299,7 +302,10 @@ pub fn print_text(summary: &RestoreSummary) {
         eprintln!("warning: {warning}");
     }
     if summary.warnings.len() > SHOWN {
-        eprintln!("warning: ... and {} more (--output-format json lists all)", summary.warnings.len() - SHOWN);
+        eprintln!(
+            "warning: ... and {} more (--output-format json lists all)",
+            summary.warnings.len() - SHOWN
+        );
     }
     println!(
         "restored {} from {} into {}: {} files, {} written in {:.2}s",

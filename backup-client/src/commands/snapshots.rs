@@ -5,8 +5,8 @@ use protocol::routes::{self, encode_query, fill_path};
 use protocol::types::SnapshotListItem;
 use serde::Serialize;
 
-use crate::http::HttpClient;
 use crate::progress::human_bytes;
+use crate::repository::RepoClient;
 
 /// One line of the listing.
 #[derive(Debug, Clone, Serialize)]
@@ -19,11 +19,16 @@ pub struct SnapshotLine {
     pub backup_time: i64,
     pub size: u64,
     pub files: Vec<String>,
+    /// `ok`, `failed` or `none` (never verified).
+    pub verify_state: String,
+    pub verify_time: Option<i64>,
+    pub protected: bool,
 }
 
-pub async fn run(client: &HttpClient, ns: &str) -> Result<Vec<SnapshotLine>> {
+pub async fn run(client: &RepoClient, ns: &str) -> Result<Vec<SnapshotLine>> {
     let path = fill_path(routes::SNAPSHOTS.path, &[("store", &client.repo.store)]);
     let items: Vec<SnapshotListItem> = client
+        .http
         .get_json(&format!("{path}?{}", encode_query(&[("ns", ns)])))
         .await?;
     Ok(items
@@ -41,6 +46,12 @@ pub async fn run(client: &HttpClient, ns: &str) -> Result<Vec<SnapshotLine>> {
             backup_time: item.backup_time,
             size: item.size,
             files: item.files.into_iter().map(|f| f.filename).collect(),
+            verify_state: item
+                .verification
+                .as_ref()
+                .map_or("none".into(), |v| v.state.clone()),
+            verify_time: item.verification.map(|v| v.time),
+            protected: item.protected,
         })
         .collect())
 }
@@ -56,12 +67,17 @@ pub fn print_text(lines: &[SnapshotLine]) {
         .max()
         .unwrap_or(8)
         .max(8);
-    println!("{:<width$}  {:>12}  files", "snapshot", "size");
+    println!(
+        "{:<width$}  {:>12}  {:<8}  {:<9}  files",
+        "snapshot", "size", "verify", "protected"
+    );
     for line in lines {
         println!(
-            "{:<width$}  {:>12}  {}",
+            "{:<width$}  {:>12}  {:<8}  {:<9}  {}",
             line.snapshot,
             human_bytes(line.size),
+            line.verify_state,
+            if line.protected { "yes" } else { "" },
             line.files.join(" ")
         );
     }

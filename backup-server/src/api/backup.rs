@@ -31,6 +31,14 @@ pub(super) async fn start(
     let group = BackupGroup::new(ns, backup_type, &params.backup_id)?;
     let open = state.open_store(&params.store)?;
     let guard = state.lock_group(&open.name, &group)?;
+    // The task starts before the session touches any chunk: GC never removes chunks
+    // younger than the oldest running backup task.
+    let task = state.tasks.begin(crate::tasks::TaskSpec {
+        task_type: "backup".into(),
+        store: Some(open.name.clone()),
+        worker_id: Some(format!("{}/{}", group.backup_type, group.backup_id)),
+        auth_id: auth.0.clone(),
+    })?;
 
     let store = Arc::clone(&open.store);
     let requested = params.backup_time;
@@ -43,6 +51,7 @@ pub(super) async fn start(
         Ok(snapshot)
     })
     .await
+    .inspect_err(|e| task.finish(Err(anyhow::anyhow!("{e}"))))
     .map_err(|e| match e {
         ApiError::Internal(inner) if inner.is::<TimeConflict>() => {
             ApiError::Conflict(inner.to_string())
@@ -61,11 +70,13 @@ pub(super) async fn start(
     );
     let upgrade = hyper::upgrade::on(&mut req);
     let snapshot_text = snapshot.to_string();
+    task.log(format!("backup of {snapshot} by {}", auth.0));
     let session = Arc::new(BackupSession::new(
         open,
         snapshot,
         Arc::clone(&state.zeros),
         guard,
+        task,
     ));
     tokio::spawn(async move {
         match upgrade.await {

@@ -1,18 +1,23 @@
-//! `GET /api2/json/admin/datastore/{store}/snapshots`: finished snapshots of a namespace.
+//! `/api2/json/admin/datastore/{store}/snapshots` and `.../protected`: list finished
+//! snapshots of a namespace, forget one, set or clear its protected flag.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
+use datastore::names::{BackupType, Namespace};
+use datastore::snapshot::{BackupGroup, SnapshotRef};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use protocol::types::{SnapshotFile, SnapshotListItem};
+use protocol::types::{
+    ProtectedRequest, SnapshotFile, SnapshotListItem, SnapshotParams, VerifyState,
+};
 use serde::Deserialize;
 
 use super::{PathParams, param};
-use crate::error::{ApiResult, json_response};
-use crate::http_util::{blocking, parse_query};
-use crate::state::ServerState;
+use crate::error::{ApiError, ApiResult, json_response};
+use crate::http_util::{blocking, parse_query, read_json};
+use crate::state::{OpenStore, ServerState};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,7 +32,7 @@ pub(super) async fn list(
     req: Request<Incoming>,
 ) -> ApiResult<Response<Full<Bytes>>> {
     let query: ListQuery = parse_query(req.uri().query())?;
-    let ns: datastore::names::Namespace = query.ns.parse()?;
+    let ns: Namespace = query.ns.parse()?;
     let open = state.open_store(param(params, "store")?)?;
     let items = blocking(move || {
         let snapshots = open.store.list_snapshots(&ns)?;
@@ -49,10 +54,67 @@ pub(super) async fn list(
                     backup_time: snap.time,
                     size: files.iter().map(|f| f.size).sum(),
                     files,
+                    verification: manifest.verify_state().map(|v| VerifyState {
+                        state: match v.state {
+                            datastore::manifest::VerifyOutcome::Ok => "ok".into(),
+                            datastore::manifest::VerifyOutcome::Failed => "failed".into(),
+                        },
+                        time: v.time,
+                        upid: v.upid,
+                    }),
+                    protected: open.store.is_protected(&snap),
                 }
             })
             .collect::<Vec<_>>())
     })
     .await?;
     json_response(&items)
+}
+
+/// The finished snapshot a [`SnapshotParams`] query names (404 if there is none).
+fn finished_snapshot(open: &OpenStore, params: &SnapshotParams) -> ApiResult<SnapshotRef> {
+    let ns: Namespace = params.ns.parse()?;
+    let backup_type: BackupType = params.backup_type.parse()?;
+    let group = BackupGroup::new(ns, backup_type, &params.backup_id)?;
+    let snapshot = SnapshotRef::new(group, params.backup_time)?;
+    if !open.store.is_finished(&snapshot) {
+        return Err(ApiError::NotFound(format!(
+            "no finished snapshot {snapshot}"
+        )));
+    }
+    Ok(snapshot)
+}
+
+pub(super) async fn forget(
+    state: &Arc<ServerState>,
+    params: &PathParams,
+    req: Request<Incoming>,
+) -> ApiResult<Response<Full<Bytes>>> {
+    let query: SnapshotParams = parse_query(req.uri().query())?;
+    let open = state.open_store(param(params, "store")?)?;
+    let snapshot = finished_snapshot(&open, &query)?;
+    if open.store.is_protected(&snapshot) {
+        return Err(ApiError::Conflict(format!(
+            "snapshot {snapshot} is protected; clear the flag first"
+        )));
+    }
+    let store = Arc::clone(&open.store);
+    let shown = snapshot.to_string();
+    blocking(move || Ok(store.forget_snapshot(&snapshot)?)).await?;
+    tracing::info!("forgot snapshot {}:{shown}", open.name);
+    json_response(&serde_json::json!({}))
+}
+
+pub(super) async fn protect(
+    state: &Arc<ServerState>,
+    params: &PathParams,
+    req: Request<Incoming>,
+) -> ApiResult<Response<Full<Bytes>>> {
+    let query: SnapshotParams = parse_query(req.uri().query())?;
+    let body: ProtectedRequest = read_json(req.into_body()).await?;
+    let open = state.open_store(param(params, "store")?)?;
+    let snapshot = finished_snapshot(&open, &query)?;
+    let store = Arc::clone(&open.store);
+    blocking(move || Ok(store.set_protected(&snapshot, body.protected)?)).await?;
+    json_response(&serde_json::json!({}))
 }

@@ -27,6 +27,7 @@ use crate::error::{ApiError, ApiResult, json_response};
 use crate::http_util::{blocking, parse_query, read_body, read_json};
 use crate::ingest::{IngestTarget, ingest};
 use crate::state::{GroupGuard, OpenStore, ServerState};
+use crate::tasks::{TaskContext, TaskOutcome};
 
 pub struct BackupSession {
     open: OpenStore,
@@ -36,6 +37,7 @@ pub struct BackupSession {
     files: Mutex<BTreeMap<String, ManifestFile>>,
     /// `false` while open; `true` once finished or abandoned (no more requests).
     active: RwLock<SessionEnd>,
+    task: Arc<TaskContext>,
     _group: GroupGuard,
 }
 
@@ -52,6 +54,7 @@ impl BackupSession {
         snapshot: SnapshotRef,
         zeros: Arc<datastore::digest::ZeroDigests>,
         group: GroupGuard,
+        task: Arc<TaskContext>,
     ) -> Self {
         Self {
             open,
@@ -59,6 +62,7 @@ impl BackupSession {
             zeros,
             files: Mutex::new(BTreeMap::new()),
             active: RwLock::new(SessionEnd::Open),
+            task,
             _group: group,
         }
     }
@@ -77,8 +81,15 @@ impl BackupSession {
                 Ok::<_, std::convert::Infallible>(response)
             }
         });
-        if let Err(err) = crate::session::serve_h2(io, service).await {
-            tracing::info!("backup session {}: connection ended: {err}", self.snapshot);
+        tokio::select! {
+            served = crate::session::serve_h2(io, service) => {
+                if let Err(err) = served {
+                    tracing::info!("backup session {}: connection ended: {err}", self.snapshot);
+                }
+            }
+            _ = self.task.aborted() => {
+                self.task.log("abort requested: closing the session");
+            }
         }
         self.abandon().await;
     }
@@ -90,6 +101,10 @@ impl BackupSession {
             return;
         }
         *end = SessionEnd::Abandoned;
+        self.task.finish(Err(anyhow::anyhow!(
+            "the backup session ended without finishing; snapshot {} removed",
+            self.snapshot
+        )));
         let store = Arc::clone(&self.open.store);
         let snapshot = self.snapshot.clone();
         let removed =
@@ -169,14 +184,23 @@ impl BackupSession {
                 chunks: index.chunks,
             },
         );
-        json_response(&ArchiveUploadResponse {
+        let response = ArchiveUploadResponse {
             size: index.size,
             chunks: index.chunks,
             new_chunks: stats.new_chunks,
             bytes_received: stats.bytes_received,
             bytes_stored: stats.bytes_stored,
             csum: index.csum.to_hex(),
-        })
+        };
+        self.task.log(format!(
+            "archive {}: {} bytes, {} chunks ({} new, {} bytes stored)",
+            params.archive_name,
+            response.size,
+            response.chunks,
+            response.new_chunks,
+            response.bytes_stored
+        ));
+        json_response(&response)
     }
 
     async fn upload_blob(&self, req: Request<Incoming>) -> ApiResult<Response<Full<Bytes>>> {
@@ -292,6 +316,9 @@ impl BackupSession {
         blocking(move || Ok(store.write_manifest(&snapshot, &manifest)?)).await?;
         *end = SessionEnd::Finished;
         tracing::info!("backup {} finished", self.snapshot);
+        self.task
+            .log(format!("snapshot {} finished", self.snapshot));
+        self.task.finish(Ok(TaskOutcome { result: None }));
         json_response(&FinishResponse {
             snapshot: self.snapshot.to_string(),
         })

@@ -179,3 +179,89 @@ fn store_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<ChunkStore>();
 }
+
+#[test]
+fn file_kinds() {
+    let hex = "0123456789abcdef".repeat(4);
+    let cases = [
+        (hex.clone(), ChunkFileKind::Chunk),
+        (format!("{hex}.0.bad"), ChunkFileKind::Bad),
+        (format!("{hex}.12.bad"), ChunkFileKind::Bad),
+        (format!(".{hex}.tmp-0123456789abcdef"), ChunkFileKind::Temp),
+        (hex.to_uppercase(), ChunkFileKind::Other),
+        (hex[..63].to_owned(), ChunkFileKind::Other),
+        (format!("{hex}0"), ChunkFileKind::Other),
+        (format!("{hex}.bad"), ChunkFileKind::Other),
+        (format!("{hex}.x.bad"), ChunkFileKind::Other),
+        (format!("{hex}.1234.bad"), ChunkFileKind::Other),
+        (format!("{}.1.bad", &hex[..62]), ChunkFileKind::Other),
+        ("notes.txt".to_owned(), ChunkFileKind::Other),
+    ];
+    for (name, kind) in cases {
+        assert_eq!(chunk_file_kind(&name), kind, "{name}");
+    }
+}
+
+#[test]
+fn prefix_dirs_are_listed_sorted() {
+    let (_dir, store) = new_store();
+    assert!(store.prefix_dirs().unwrap().is_empty());
+    let mut prefixes = Vec::new();
+    for n in 0..20 {
+        let (digest, encoded) = chunk(n);
+        store.insert(&digest, &encoded).unwrap();
+        prefixes.push(format!("{:04x}", digest.prefix()));
+    }
+    fs::create_dir(store.chunk_dir().join("stray")).unwrap();
+    fs::write(store.chunk_dir().join("abcd"), b"file, not a dir").unwrap();
+    prefixes.sort();
+    prefixes.dedup();
+    let listed: Vec<String> = store
+        .prefix_dirs()
+        .unwrap()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, prefixes);
+}
+
+#[test]
+fn remove_if_unused_removes_old_chunks() {
+    let (_dir, store) = new_store();
+    let (digest, encoded) = chunk(1);
+    store.insert(&digest, &encoded).unwrap();
+    let path = store.chunk_path(&digest);
+    set_atime(&path, 1000);
+    let removal = store.remove_if_unused(&path, |atime| atime < 2000).unwrap();
+    assert_eq!(
+        removal,
+        ChunkRemoval::Removed {
+            size: encoded.len() as u64
+        }
+    );
+    assert!(!store.contains(&digest));
+    let dir = path.parent().unwrap();
+    assert_eq!(fs::read_dir(dir).unwrap().count(), 0, "no temp file left");
+    assert_eq!(
+        store.remove_if_unused(&path, |_| true).unwrap(),
+        ChunkRemoval::Vanished
+    );
+}
+
+#[test]
+fn remove_if_unused_keeps_touched_chunks() {
+    let (_dir, store) = new_store();
+    let (digest, encoded) = chunk(2);
+    store.insert(&digest, &encoded).unwrap();
+    let path = store.chunk_path(&digest);
+    // The chunk was touched after the caller found it old: the check after the move sees it.
+    let removal = store.remove_if_unused(&path, |atime| atime < 2000).unwrap();
+    let ChunkRemoval::Touched { atime, size } = removal else {
+        panic!("{removal:?}");
+    };
+    assert!(atime >= 2000);
+    assert_eq!(size, encoded.len() as u64);
+    assert_eq!(store.read(&digest).unwrap(), encoded);
+    let dir = path.parent().unwrap();
+    assert_eq!(fs::read_dir(dir).unwrap().count(), 1, "no temp file left");
+}

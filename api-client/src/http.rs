@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -17,7 +17,6 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use crate::repository::Repository;
 use crate::tls::Fingerprint;
 
 /// Body type of every request the client sends.
@@ -31,10 +30,28 @@ pub fn full_body(data: impl Into<Bytes>) -> RequestBody {
         .boxed_unsync()
 }
 
-/// Connection settings and credentials for one repository.
+/// Where the server listens and who we are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerAddress {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for ServerAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Connection settings and credentials for one server.
 #[derive(Clone)]
 pub struct HttpClient {
-    pub repo: Repository,
+    pub server: ServerAddress,
+    pub auth_id: String,
     secret: String,
     tls: Arc<rustls::ClientConfig>,
 }
@@ -47,22 +64,28 @@ pub struct Session {
 }
 
 impl HttpClient {
-    pub fn new(repo: Repository, secret: String, fingerprint: Option<Fingerprint>) -> Result<Self> {
+    pub fn new(
+        server: ServerAddress,
+        auth_id: String,
+        secret: String,
+        fingerprint: Option<Fingerprint>,
+    ) -> Result<Self> {
         Ok(Self {
-            repo,
+            server,
+            auth_id,
             secret: secret.trim().to_string(),
             tls: crate::tls::client_config(fingerprint)?,
         })
     }
 
     async fn connect(&self) -> Result<TlsStream<TcpStream>> {
-        let addr = (self.repo.host.as_str(), self.repo.port);
+        let addr = (self.server.host.as_str(), self.server.port);
         let tcp = TcpStream::connect(addr)
             .await
-            .with_context(|| format!("connecting to {}:{}", self.repo.host, self.repo.port))?;
+            .with_context(|| format!("connecting to {}:{}", self.server.host, self.server.port))?;
         tcp.set_nodelay(true)?;
-        let name = rustls_pki_types::ServerName::try_from(self.repo.host.clone())
-            .map_err(|_| anyhow!("invalid server name '{}'", self.repo.host))?;
+        let name = rustls_pki_types::ServerName::try_from(self.server.host.clone())
+            .map_err(|_| anyhow!("invalid server name '{}'", self.server.host))?;
         TlsConnector::from(Arc::clone(&self.tls))
             .connect(name, tcp)
             .await
@@ -74,28 +97,61 @@ impl HttpClient {
                     Some(rustls::Error::General(msg)) => anyhow!("TLS: {msg}"),
                     _ => anyhow!(
                         "TLS handshake with {}:{} failed: {e}",
-                        self.repo.host,
-                        self.repo.port
+                        self.server.host,
+                        self.server.port
                     ),
                 }
             })
     }
 
     fn authorization(&self) -> String {
-        format!("{AUTH_SCHEME} {}:{}", self.repo.auth_id, self.secret)
+        format!("{AUTH_SCHEME} {}:{}", self.auth_id, self.secret)
     }
 
     /// GET a REST route and decode its `{"data": ...}`.
     pub async fn get_json<T: DeserializeOwned>(&self, path_and_query: &str) -> Result<T> {
+        self.call_json(hyper::Method::GET, path_and_query, None::<&()>)
+            .await
+    }
+
+    /// Calls a REST route with an optional JSON body and decodes its `{"data": ...}`; any
+    /// status but 200 is an error carrying the server's message.
+    pub async fn call_json<T: DeserializeOwned, B: serde::Serialize + ?Sized>(
+        &self,
+        method: hyper::Method,
+        path_and_query: &str,
+        body: Option<&B>,
+    ) -> Result<T> {
+        let response = self.request(method, path_and_query, body).await?;
+        decode_json(response).await
+    }
+
+    /// Sends one REST request and returns the answer, whatever its status.
+    pub async fn request<B: serde::Serialize + ?Sized>(
+        &self,
+        method: hyper::Method,
+        path_and_query: &str,
+        body: Option<&B>,
+    ) -> Result<Response<Incoming>> {
         let tls = self.connect().await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
         tokio::spawn(conn);
-        let req = Request::get(path_and_query)
-            .header(hyper::header::HOST, &self.repo.host)
-            .header(hyper::header::AUTHORIZATION, self.authorization())
-            .body(full_body(Bytes::new()))?;
-        let response = sender.send_request(req).await.context("sending request")?;
-        decode_json(response).await
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path_and_query)
+            .header(hyper::header::HOST, &self.server.host)
+            .header(hyper::header::AUTHORIZATION, self.authorization());
+        let body = match body {
+            Some(body) => {
+                req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+                full_body(serde_json::to_vec(body)?)
+            }
+            None => full_body(Bytes::new()),
+        };
+        sender
+            .send_request(req.body(body)?)
+            .await
+            .context("sending request")
     }
 
     /// Opens a session: an HTTP/1.1 GET with `Upgrade: protocol`, then HTTP/2 on the same
@@ -105,7 +161,7 @@ impl HttpClient {
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
         tokio::spawn(conn.with_upgrades());
         let req = Request::get(format!("{path}?{query}"))
-            .header(hyper::header::HOST, &self.repo.host)
+            .header(hyper::header::HOST, &self.server.host)
             .header(hyper::header::AUTHORIZATION, self.authorization())
             .header(hyper::header::CONNECTION, "upgrade")
             .header(hyper::header::UPGRADE, upgrade)
@@ -217,12 +273,4 @@ pub async fn error_from_response(response: Response<Incoming>) -> anyhow::Error 
             String::from_utf8_lossy(&body)
         ),
     }
-}
-
-/// Fails unless `status` is 200 OK.
-pub fn ensure_ok(status: StatusCode) -> Result<()> {
-    if status != StatusCode::OK {
-        bail!("server answered {status}");
-    }
-    Ok(())
 }

@@ -1,0 +1,359 @@
+//! Garbage collection, verify and prune: each checks its request, then runs as a task on a
+//! blocking thread and answers with the task's id at once (prune also with its plan).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use datastore::duration::{CalendarDuration, parse_duration};
+use datastore::gc::{GcOptions, run_gc};
+use datastore::names::{BackupType, Namespace};
+use datastore::prune::{KeepRules, PruneCandidate, plan};
+use datastore::snapshot::{BackupGroup, SnapshotRef};
+use datastore::verify::{VerifyOptions, verify_snapshots};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use protocol::types::{
+    KeepOptions, PrunePlanItem, PruneRequest, PruneResponse, TaskStarted, VerifyRequest,
+};
+
+use super::{PathParams, param};
+use crate::auth::AuthId;
+use crate::error::{ApiError, ApiResult, json_response};
+use crate::http_util::{blocking, read_json};
+use crate::state::ServerState;
+use crate::tasks::{TaskOutcome, TaskSpec};
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn spec(task_type: &str, store: &str, worker_id: Option<String>, auth: &AuthId) -> TaskSpec {
+    TaskSpec {
+        task_type: task_type.to_string(),
+        store: Some(store.to_string()),
+        worker_id,
+        auth_id: auth.0.clone(),
+    }
+}
+
+fn outcome<T: serde::Serialize>(result: &T) -> anyhow::Result<TaskOutcome> {
+    Ok(TaskOutcome {
+        result: Some(serde_json::to_value(result)?),
+    })
+}
+
+/// `POST .../gc`: one GC per datastore at a time (409 otherwise).
+pub(super) fn gc(
+    state: &Arc<ServerState>,
+    auth: &AuthId,
+    params: &PathParams,
+) -> ApiResult<Response<Full<Bytes>>> {
+    let open = state.open_store(param(params, "store")?)?;
+    if state.tasks.is_running("gc", &open.name) {
+        return Err(ApiError::Conflict(format!(
+            "garbage collection of '{}' is already running",
+            open.name
+        )));
+    }
+    let tasks = Arc::clone(&state.tasks);
+    let name = open.name.clone();
+    let upid = state
+        .tasks
+        .spawn(spec("gc", &open.name, None, auth), move |ctx| {
+            let options = GcOptions {
+                grace_secs: open.gc_grace_secs,
+                oldest_writer_start: tasks.oldest_running_start("backup", &name),
+                now: now(),
+            };
+            ctx.log(format!("garbage collection of datastore '{name}'"));
+            let stats = run_gc(
+                &open.store,
+                &options,
+                &|line| ctx.log(line),
+                ctx.abort_flag(),
+            )?;
+            if stats.missing_chunks > 0 {
+                ctx.warn(format!(
+                    "{} referenced chunks are missing",
+                    stats.missing_chunks
+                ));
+            }
+            outcome(&stats)
+        })?;
+    json_response(&TaskStarted { upid })
+}
+
+/// `POST .../verify`: a snapshot, a group, a namespace (and below) or the whole store.
+pub(super) async fn verify(
+    state: &Arc<ServerState>,
+    auth: &AuthId,
+    params: &PathParams,
+    req: Request<Incoming>,
+) -> ApiResult<Response<Full<Bytes>>> {
+    let request: VerifyRequest = read_json(req.into_body()).await?;
+    let open = state.open_store(param(params, "store")?)?;
+    let selection = Selection::from_request(&request)?;
+    let store = Arc::clone(&open.store);
+    let snapshots = blocking(move || {
+        let all = store.all_snapshots()?;
+        Ok(all
+            .into_iter()
+            .filter(|(s, finished)| *finished && selection.matches(s))
+            .map(|(s, _)| s)
+            .collect::<Vec<_>>())
+    })
+    .await?;
+    if snapshots.is_empty() {
+        return Err(ApiError::NotFound("no finished snapshot matches".into()));
+    }
+    let options = VerifyOptions {
+        outdated_after_secs: request.outdated_after_days.map(|d| i64::from(d) * 86_400),
+        only_unverified: request.only_unverified,
+        now: now(),
+    };
+    let worker = if snapshots.len() == 1 {
+        Some(snapshots[0].to_string())
+    } else {
+        None
+    };
+    let upid = state
+        .tasks
+        .spawn(spec("verify", &open.name, worker, auth), move |ctx| {
+            let threads = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2);
+            ctx.log(format!(
+                "verifying {} snapshots on {threads} threads",
+                snapshots.len()
+            ));
+            test_pause_point("verify", ctx)?;
+            let stats = verify_snapshots(
+                &open.store,
+                &snapshots,
+                ctx.upid(),
+                &options,
+                threads,
+                &|line| ctx.log(line),
+                ctx.abort_flag(),
+            )?;
+            if stats.snapshots_failed > 0 {
+                anyhow::bail!(
+                    "{} of {} snapshots failed verification: {}",
+                    stats.snapshots_failed,
+                    stats.snapshots_failed + stats.snapshots_ok,
+                    stats.failed_snapshots.join(", ")
+                );
+            }
+            outcome(&stats)
+        })?;
+    json_response(&TaskStarted { upid })
+}
+
+/// Environment variable of the server's test-only pause points: `NAME:PATH` makes the task
+/// NAME (e.g. `verify`) wait at its start until PATH exists or the task is aborted, so that
+/// tests can read a running task's log and abort it deterministically.
+pub(super) const TEST_PAUSE_ENV: &str = "BACKUP_SERVER_TEST_PAUSE";
+
+fn test_pause_point(name: &str, ctx: &crate::tasks::TaskContext) -> anyhow::Result<()> {
+    let Ok(setting) = std::env::var(TEST_PAUSE_ENV) else {
+        return Ok(());
+    };
+    let Some(path) = setting.strip_prefix(name).and_then(|r| r.strip_prefix(':')) else {
+        return Ok(());
+    };
+    ctx.log(format!("waiting at test pause point until {path} exists"));
+    while !std::path::Path::new(path).exists() {
+        if ctx.is_aborted() {
+            anyhow::bail!("aborted at the test pause point");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// Which snapshots a verify request names.
+struct Selection {
+    ns: Option<Namespace>,
+    backup_type: Option<BackupType>,
+    backup_id: Option<String>,
+    backup_time: Option<i64>,
+}
+
+impl Selection {
+    fn from_request(request: &VerifyRequest) -> ApiResult<Self> {
+        let ns = request
+            .ns
+            .as_deref()
+            .map(str::parse::<Namespace>)
+            .transpose()?;
+        let backup_type = request
+            .backup_type
+            .as_deref()
+            .map(str::parse::<BackupType>)
+            .transpose()?;
+        if let Some(id) = &request.backup_id {
+            datastore::names::validate_backup_id(id)?;
+        }
+        if request.backup_time.is_some() && request.backup_id.is_none() {
+            return Err(ApiError::bad_request(
+                "backup-time needs backup-type and backup-id",
+            ));
+        }
+        Ok(Self {
+            ns,
+            backup_type,
+            backup_id: request.backup_id.clone(),
+            backup_time: request.backup_time,
+        })
+    }
+
+    /// A group or snapshot is looked up in exactly its namespace (the root if none is
+    /// given); a namespace alone selects everything in and below it.
+    fn matches(&self, snapshot: &SnapshotRef) -> bool {
+        let group = &snapshot.group;
+        if self.backup_id.is_some() {
+            let ns = self.ns.clone().unwrap_or_default();
+            return group.ns == ns
+                && self.backup_type.is_none_or(|t| t == group.backup_type)
+                && self.backup_id.as_deref() == Some(group.backup_id.as_str())
+                && self.backup_time.is_none_or(|t| t == snapshot.time);
+        }
+        let in_ns = self
+            .ns
+            .as_ref()
+            .is_none_or(|ns| group.ns.components().starts_with(ns.components()));
+        in_ns && self.backup_type.is_none_or(|t| t == group.backup_type)
+    }
+}
+
+/// `POST .../prune`: computes the plan per group; a dry run returns only the plan, else a
+/// task removes what the plan removes.
+pub(super) async fn prune(
+    state: &Arc<ServerState>,
+    auth: &AuthId,
+    params: &PathParams,
+    req: Request<Incoming>,
+) -> ApiResult<Response<Full<Bytes>>> {
+    let request: PruneRequest = read_json(req.into_body()).await?;
+    let rules = keep_rules(&request.keep)?;
+    if rules.is_empty() {
+        return Err(ApiError::bad_request(
+            "no keep option given: pass at least one --keep-* option (prune never removes everything by default)",
+        ));
+    }
+    let ns: Namespace = request.ns.parse()?;
+    let group_filter = match (&request.backup_type, &request.backup_id) {
+        (Some(t), Some(id)) => Some(BackupGroup::new(ns.clone(), t.parse()?, id)?),
+        (None, None) => None,
+        _ => {
+            return Err(ApiError::bad_request(
+                "give both backup-type and backup-id, or neither",
+            ));
+        }
+    };
+    let open = state.open_store(param(params, "store")?)?;
+    let store = Arc::clone(&open.store);
+    let now = now();
+    let decisions = blocking(move || {
+        let mut groups: BTreeMap<BackupGroup, Vec<(SnapshotRef, bool)>> = BTreeMap::new();
+        for (snap, _) in store.list_snapshots(&ns)? {
+            if group_filter.as_ref().is_some_and(|g| *g != snap.group) {
+                continue;
+            }
+            let protected = store.is_protected(&snap);
+            groups
+                .entry(snap.group.clone())
+                .or_default()
+                .push((snap, protected));
+        }
+        let mut decisions = Vec::new();
+        for (_, mut snaps) in groups {
+            snaps.sort_by_key(|(s, _)| std::cmp::Reverse(s.time));
+            let candidates: Vec<PruneCandidate> = snaps
+                .iter()
+                .map(|(s, protected)| PruneCandidate {
+                    time: s.time,
+                    protected: *protected,
+                })
+                .collect();
+            for ((snap, _), reason) in snaps.into_iter().zip(plan(&candidates, &rules, now)) {
+                decisions.push((snap, reason));
+            }
+        }
+        Ok(decisions)
+    })
+    .await?;
+    let items: Vec<PrunePlanItem> = decisions
+        .iter()
+        .map(|(snap, reason)| PrunePlanItem {
+            snapshot: snap.to_string(),
+            ns: snap.group.ns.to_string(),
+            keep: reason.is_some(),
+            reason: reason.map(|r| r.to_string()),
+        })
+        .collect();
+    if request.dry_run {
+        return json_response(&PruneResponse {
+            plan: items,
+            upid: None,
+        });
+    }
+    let removals: Vec<SnapshotRef> = decisions
+        .into_iter()
+        .filter(|(_, reason)| reason.is_none())
+        .map(|(s, _)| s)
+        .collect();
+    let upid = state.tasks.spawn(
+        spec("prune", &open.name, Some(request.ns.clone()), auth),
+        move |ctx| {
+            ctx.log(format!("pruning: {} snapshots to remove", removals.len()));
+            let mut removed = 0u64;
+            for snap in &removals {
+                if ctx.is_aborted() {
+                    anyhow::bail!("aborted after removing {removed} snapshots");
+                }
+                // A snapshot protected since the plan was made stays.
+                match open.store.forget_snapshot(snap) {
+                    Ok(()) => {
+                        removed += 1;
+                        ctx.log(format!("removed {snap}"));
+                    }
+                    Err(err) => ctx.warn(format!("could not remove {snap}: {err}")),
+                }
+            }
+            outcome(&serde_json::json!({ "removed": removed }))
+        },
+    )?;
+    json_response(&PruneResponse {
+        plan: items,
+        upid: Some(upid),
+    })
+}
+
+fn keep_rules(keep: &KeepOptions) -> ApiResult<KeepRules> {
+    let duration = |name: &str, value: &Option<String>| -> ApiResult<Option<CalendarDuration>> {
+        value
+            .as_deref()
+            .map(|v| parse_duration(v).map_err(|e| ApiError::bad_request(format!("{name}: {e}"))))
+            .transpose()
+    };
+    Ok(KeepRules {
+        last: keep.keep_last,
+        hourly: keep.keep_hourly,
+        daily: keep.keep_daily,
+        weekly: keep.keep_weekly,
+        monthly: keep.keep_monthly,
+        yearly: keep.keep_yearly,
+        within: duration("keep-within", &keep.keep_within)?,
+        within_hourly: duration("keep-within-hourly", &keep.keep_within_hourly)?,
+        within_daily: duration("keep-within-daily", &keep.keep_within_daily)?,
+        within_weekly: duration("keep-within-weekly", &keep.keep_within_weekly)?,
+        within_monthly: duration("keep-within-monthly", &keep.keep_within_monthly)?,
+        within_yearly: duration("keep-within-yearly", &keep.keep_within_yearly)?,
+    })
+}
