@@ -116,11 +116,15 @@ def vm_hwm(pid):
 
 
 def limits_table():
+    return cargo_bench("limits")
+
+
+def cargo_bench(name):
     out = subprocess.run(
-        ["cargo", "bench", "-q", "-p", "datastore", "--bench", "limits"],
+        ["cargo", "bench", "-q", "-p", "datastore", "--bench", name],
         cwd=ROOT, capture_output=True, text=True)
     if out.returncode != 0 or not out.stdout.strip():
-        return f"(limits bench failed: {out.stderr.strip()[-500:]})"
+        return f"({name} bench failed: {out.stderr.strip()[-500:]})"
     return out.stdout.strip()
 
 
@@ -168,6 +172,15 @@ def main():
         wall, cpu, rss, _ = measure(
             ["sh", "-c", f"tar -C '{corpus}' -cf - . | tar -C '{target}' -xf -"], env)
         rows.append(("reference: GNU tar c | tar x", wall, cpu, rss, 0, 0))
+        # Verify the whole store (both snapshots share every chunk: each is read once).
+        subprocess.run(["sync"], check=True)
+        admin = [f"{BIN}/backup-server"]
+        start = time.monotonic()
+        out = subprocess.run(admin + ["verify", "bench", "--config-dir", config,
+                                      "--output-format", "json"],
+                             check=True, capture_output=True, text=True).stdout
+        verify_wall = time.monotonic() - start
+        verify = json.loads(out)["result"]
         server_hwm = vm_hwm(server.pid)
         store_size = subprocess.run(["du", "-sb", os.path.join(work, "store")],
                                     capture_output=True, text=True).stdout.split()[0]
@@ -184,8 +197,15 @@ def main():
         print(f"| {label} | {wall:.2f} | {size / wall / 1e6:.0f} | {cpu:.2f} | {rss:.0f} | {new} | {stored} |")
     print(f"\nserver peak RSS: {server_hwm:.0f} MiB; datastore size after both backups: "
           f"{int(store_size) / 2**20:.0f} MiB\n")
+    print(f"verify of the whole store: {verify['chunks-checked']} chunks, "
+          f"{verify['bytes-checked'] / 2**20:.0f} MiB read, {size / 2**20:.0f} MiB of data, "
+          f"{verify_wall:.2f} s = {size / verify_wall / 1e6:.0f} MB/s of data "
+          f"({os.cpu_count()} worker threads)\n")
     print("single-core limits (cargo bench -p datastore --bench limits):\n")
     print(limits_table())
+    if os.environ.get("BENCH_GC", "1") != "0":
+        print("\ngarbage collection (cargo bench -p datastore --bench gc):\n")
+        print(cargo_bench("gc"))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod cleanup;
 pub mod cli;
 pub mod config;
+pub mod config_store;
 pub mod error;
 pub mod http_util;
 pub mod ingest;
