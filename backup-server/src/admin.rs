@@ -20,6 +20,8 @@ use rustls_pki_types::pem::PemObject;
 use crate::cli::{AdminArgs, OutputFormat};
 use crate::config::{ADMIN_TOKEN_FILE, ADMIN_TOKEN_ID, CERT_FILE, ConfigDir, LISTEN_FILE};
 
+pub mod namespaces;
+
 /// A connection to the running server as the admin token.
 pub struct AdminTarget {
     http: HttpClient,
@@ -49,6 +51,18 @@ impl AdminTarget {
             http,
             json: args.output_format == OutputFormat::Json,
         })
+    }
+}
+
+impl AdminTarget {
+    /// Prints `value` as JSON or runs `text`, and reports success.
+    pub fn done<T: serde::Serialize + ?Sized>(&self, value: &T, text: impl FnOnce()) -> Result<ExitCode> {
+        if self.json {
+            println!("{}", serde_json::to_string(value)?);
+        } else {
+            text();
+        }
+        Ok(ExitCode::SUCCESS)
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod backup;
 mod maintenance;
+mod namespaces;
 mod reader;
 mod snapshots;
 mod status;
@@ -61,6 +62,9 @@ async fn dispatch(
         r if r == routes::START_GC => maintenance::gc(&state, &auth, &params),
         r if r == routes::START_VERIFY => maintenance::verify(&state, &auth, &params, req).await,
         r if r == routes::PRUNE => maintenance::prune(&state, &auth, &params, req).await,
+        r if r == routes::NAMESPACES => namespaces::list(&state, &params, req).await,
+        r if r == routes::CREATE_NAMESPACE => namespaces::create(&state, &params, req).await,
+        r if r == routes::REMOVE_NAMESPACE => namespaces::remove(&state, &params, req).await,
         r if r == routes::TASKS => tasks::list(&state, req),
         r if r == routes::TASK_STATUS => tasks::status(&state, &params),
         r if r == routes::TASK_LOG => tasks::log(&state, &params, req),

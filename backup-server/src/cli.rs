@@ -67,6 +67,11 @@ pub enum Command {
         #[command(flatten)]
         target: AdminArgs,
     },
+    /// Namespaces of a datastore: create, list, remove.
+    Namespace {
+        #[command(subcommand)]
+        command: NamespaceCommand,
+    },
     /// Tasks: list, read logs, abort.
     Task {
         #[command(subcommand)]
@@ -88,6 +93,34 @@ pub enum DatastoreCommand {
         /// FOR TESTS ONLY: seconds an unreferenced chunk survives GC (default 24h5m).
         #[arg(long, hide = true)]
         gc_grace_seconds: Option<i64>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum NamespaceCommand {
+    /// Create a namespace (its parent must exist), e.g. "site1" then "site1/web".
+    Create {
+        store: String,
+        ns: String,
+        #[command(flatten)]
+        target: AdminArgs,
+    },
+    /// List the namespaces below PARENT (default: all).
+    List {
+        store: String,
+        #[arg(default_value = "")]
+        parent: String,
+        #[command(flatten)]
+        target: AdminArgs,
+    },
+    /// Remove a namespace; with --recursive also its children and every snapshot in them.
+    Remove {
+        store: String,
+        ns: String,
+        #[arg(long)]
+        recursive: bool,
+        #[command(flatten)]
+        target: AdminArgs,
     },
 }
 
@@ -213,6 +246,18 @@ fn run_admin(command: Command) -> Result<std::process::ExitCode> {
             Command::Task {
                 command: TaskCommand::Abort { upid, target },
             } => admin::task_abort(&AdminTarget::connect(&target)?, &upid).await,
+            Command::Namespace { command: NamespaceCommand::Create { store, ns, target } } => {
+                admin::namespaces::create(&AdminTarget::connect(&target)?, &store, &ns).await
+            }
+            Command::Namespace { command: NamespaceCommand::List { store, parent, target } } => {
+                admin::namespaces::list(&AdminTarget::connect(&target)?, &store, &parent).await
+            }
+            Command::Namespace {
+                command: NamespaceCommand::Remove { store, ns, recursive, target },
+            } => {
+                admin::namespaces::remove(&AdminTarget::connect(&target)?, &store, &ns, recursive)
+                    .await
+            }
             Command::Init { .. } | Command::Datastore { .. } | Command::Serve { .. } => {
                 unreachable!("handled by run")
             }

@@ -28,9 +28,16 @@ pub enum ConfigError {
     #[error("{0}")]
     Invalid(String),
     #[error("{what} {path}: {source}")]
-    Io { what: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("parsing {path}: {source}")]
-    Parse { path: PathBuf, source: serde_json::Error },
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
 }
 
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ConfigError {
@@ -52,10 +59,15 @@ pub fn load<T: DeserializeOwned + Default>(path: &Path) -> Result<Versioned<T>, 
     let data = if bytes.is_empty() {
         T::default()
     } else {
-        serde_json::from_slice(&bytes)
-            .map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source })?
+        serde_json::from_slice(&bytes).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })?
     };
-    Ok(Versioned { data, digest: digest_of(&bytes) })
+    Ok(Versioned {
+        data,
+        digest: digest_of(&bytes),
+    })
 }
 
 /// Read-modify-write under the file's lock. With `expected_digest`, the update applies
@@ -81,11 +93,16 @@ where
         .map_err(|(_, errno)| io("locking", &lock_path)(std::io::Error::from(errno)))?;
     let mut current: Versioned<T> = load(path)?;
     if expected_digest.is_some_and(|d| d != current.digest) {
-        return Err(ConfigError::Conflict { path: path.to_path_buf() });
+        return Err(ConfigError::Conflict {
+            path: path.to_path_buf(),
+        });
     }
     change(&mut current.data)?;
-    let mut bytes = serde_json::to_vec_pretty(&current.data)
-        .map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source })?;
+    let mut bytes =
+        serde_json::to_vec_pretty(&current.data).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })?;
     bytes.push(b'\n');
     datastore::fs_util::replace_file(path, &bytes).map_err(io("writing", path))?;
     current.digest = digest_of(&bytes);
@@ -145,7 +162,9 @@ mod tests {
         })
         .unwrap();
         let before = std::fs::read(&path).unwrap();
-        let err = update(&path, None, |_: &mut List| Err(ConfigError::Invalid("no".into())));
+        let err = update(&path, None, |_: &mut List| {
+            Err(ConfigError::Invalid("no".into()))
+        });
         assert!(err.is_err());
         assert_eq!(std::fs::read(&path).unwrap(), before);
     }

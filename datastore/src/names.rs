@@ -155,6 +155,14 @@ impl Namespace {
         &self.components
     }
 
+    /// The namespace that holds this one (the root for a top-level namespace and for the
+    /// root itself).
+    pub fn parent(&self) -> Self {
+        let mut components = self.components.clone();
+        components.pop();
+        Self { components }
+    }
+
     /// The namespace `name` inside this one.
     pub fn child(&self, name: &str) -> Result<Self, NameError> {
         let mut s = self.to_string();

@@ -63,6 +63,14 @@ pub enum StoreError {
          collection would delete live chunks"
     )]
     AtimeNotUpdated { path: PathBuf },
+    #[error("namespace '{ns}' does not exist")]
+    NamespaceNotFound { ns: String },
+    #[error("namespace '{ns}' exists already")]
+    NamespaceExists { ns: String },
+    #[error("namespace '{ns}' is not empty ({what}); remove it recursively to delete its content")]
+    NamespaceNotEmpty { ns: String, what: String },
+    #[error("namespace '{ns}' holds protected snapshots; clear their flag first")]
+    NamespaceProtected { ns: String },
     #[error(transparent)]
     Name(#[from] NameError),
     #[error(transparent)]
@@ -238,15 +246,17 @@ impl DataStore {
         }
         let group_dir = self.group_path(&snap.group);
         fs_util::fsync_dir(&group_dir).map_err(io_error("fsync", &group_dir))?;
-        self.remove_empty_parents(&group_dir)
+        let ns_dir = self.base.join(snap.group.ns.rel_path());
+        self.remove_empty_parents(&group_dir, &ns_dir)
     }
 
-    /// Removes `dir` and its parents up to (not including) the store's base while they are
-    /// empty, so that a refused or abandoned first backup of a group leaves no trace. A
-    /// directory that is not empty (another group, a concurrent session) stops the walk.
-    fn remove_empty_parents(&self, dir: &Path) -> Result<(), StoreError> {
+    /// Removes `dir` and its parents up to (not including) `stop` (the group's namespace
+    /// directory, which is managed on its own) while they are empty, so that a refused or
+    /// abandoned first backup of a group leaves no trace. A directory that is not empty
+    /// (another group, a concurrent session) stops the walk.
+    fn remove_empty_parents(&self, dir: &Path, stop: &Path) -> Result<(), StoreError> {
         let mut dir = dir;
-        while dir != self.base && dir.starts_with(&self.base) {
+        while dir != stop && dir.starts_with(stop) {
             match fs::remove_dir(dir) {
                 Ok(()) => {}
                 Err(err)
@@ -323,6 +333,7 @@ impl DataStore {
 
 mod listing;
 mod maintenance;
+mod namespaces;
 pub use maintenance::GcLock;
 #[cfg(test)]
 mod tests;

@@ -91,6 +91,22 @@ pub const TASK_ABORT: Route = Route {
     path: "/api2/json/nodes/localhost/tasks/{upid}",
 };
 
+/// List namespaces (query: [`crate::types::NamespaceListParams`]; answer: list of names).
+pub const NAMESPACES: Route = Route {
+    method: Method::Get,
+    path: "/api2/json/admin/datastore/{store}/namespace",
+};
+/// Create a namespace (body: [`crate::types::NamespaceCreateRequest`]).
+pub const CREATE_NAMESPACE: Route = Route {
+    method: Method::Post,
+    path: "/api2/json/admin/datastore/{store}/namespace",
+};
+/// Remove a namespace (query: [`crate::types::NamespaceRemoveParams`]).
+pub const REMOVE_NAMESPACE: Route = Route {
+    method: Method::Delete,
+    path: "/api2/json/admin/datastore/{store}/namespace",
+};
+
 /// Every REST route (outside sessions). The server's router is built from this list.
 pub const REST_ROUTES: &[Route] = &[
     VERSION,
@@ -101,6 +117,9 @@ pub const REST_ROUTES: &[Route] = &[
     START_GC,
     START_VERIFY,
     PRUNE,
+    NAMESPACES,
+    CREATE_NAMESPACE,
+    REMOVE_NAMESPACE,
     TASKS,
     TASK_STATUS,
     TASK_LOG,

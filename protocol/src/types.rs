@@ -326,6 +326,31 @@ pub struct DatastoreStatus {
     pub last_gc: Option<serde_json::Value>,
 }
 
+/// Query of [`crate::routes::NAMESPACES`]: the namespaces below `parent` (all levels).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct NamespaceListParams {
+    #[serde(default)]
+    pub parent: String,
+}
+
+/// Body of [`crate::routes::CREATE_NAMESPACE`]; the parent must exist.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct NamespaceCreateRequest {
+    pub ns: String,
+}
+
+/// Query of [`crate::routes::REMOVE_NAMESPACE`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct NamespaceRemoveParams {
+    pub ns: String,
+    /// Also remove child namespaces and every snapshot in them.
+    #[serde(default)]
+    pub recursive: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,6 +30,12 @@ pub(super) async fn start(
     let backup_type: BackupType = params.backup_type.parse()?;
     let group = BackupGroup::new(ns, backup_type, &params.backup_id)?;
     let open = state.open_store(&params.store)?;
+    if !open.store.namespace_exists(&group.ns) {
+        return Err(ApiError::NotFound(format!(
+            "namespace '{}' does not exist in datastore '{}': create it first (backup-server namespace create)",
+            group.ns, open.name
+        )));
+    }
     let guard = state.lock_group(&open.name, &group)?;
     // The task starts before the session touches any chunk: GC never removes chunks
     // younger than the oldest running backup task.
