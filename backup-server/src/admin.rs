@@ -56,7 +56,11 @@ impl AdminTarget {
 
 impl AdminTarget {
     /// Prints `value` as JSON or runs `text`, and reports success.
-    pub fn done<T: serde::Serialize + ?Sized>(&self, value: &T, text: impl FnOnce()) -> Result<ExitCode> {
+    pub fn done<T: serde::Serialize + ?Sized>(
+        &self,
+        value: &T,
+        text: impl FnOnce(),
+    ) -> Result<ExitCode> {
         if self.json {
             println!("{}", serde_json::to_string(value)?);
         } else {

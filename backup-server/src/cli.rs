@@ -67,6 +67,22 @@ pub enum Command {
         #[command(flatten)]
         target: AdminArgs,
     },
+    /// Print the next run times of a calendar event (a schedule), like
+    /// `systemd-analyze calendar`, to check a schedule before saving it.
+    Calendar {
+        /// e.g. "daily", "mon..fri 02:30", "*:0/15", "sat *-*-1..7 03:00".
+        event: String,
+        /// Start from this time (RFC 3339, e.g. 2026-11-24T08:00:00Z); default now.
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long, default_value_t = 5)]
+        count: usize,
+        /// Time zone (IANA name); default the server's local zone.
+        #[arg(long)]
+        timezone: Option<String>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output_format: OutputFormat,
+    },
     /// Namespaces of a datastore: create, list, remove.
     Namespace {
         #[command(subcommand)]
@@ -206,8 +222,65 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
             runtime.block_on(crate::server::serve(state, &listen))?;
             Ok(std::process::ExitCode::SUCCESS)
         }
+        Command::Calendar {
+            event,
+            from,
+            count,
+            timezone,
+            output_format,
+        } => calendar(
+            &event,
+            from.as_deref(),
+            count,
+            timezone.as_deref(),
+            output_format,
+        ),
         admin_command => run_admin(admin_command),
     }
+}
+
+fn calendar(
+    event: &str,
+    from: Option<&str>,
+    count: usize,
+    timezone: Option<&str>,
+    output: OutputFormat,
+) -> Result<std::process::ExitCode> {
+    let parsed: crate::calendar::CalendarEvent = event
+        .parse()
+        .map_err(|e| anyhow::anyhow!("invalid calendar event: {e}"))?;
+    let tz = match timezone {
+        Some(name) => jiff::tz::TimeZone::get(name)
+            .map_err(|e| anyhow::anyhow!("unknown time zone '{name}': {e}"))?,
+        None => jiff::tz::TimeZone::system(),
+    };
+    let from = match from {
+        Some(text) => text
+            .parse::<jiff::Timestamp>()
+            .map_err(|e| anyhow::anyhow!("invalid --from '{text}' (RFC 3339 expected): {e}"))?,
+        None => jiff::Timestamp::now(),
+    };
+    let runs = crate::calendar::next_runs(&parsed, from, &tz, count);
+    let shown: Vec<String> = runs
+        .iter()
+        .map(|t| t.to_zoned(tz.clone()).to_string())
+        .collect();
+    if output == OutputFormat::Json {
+        let epochs: Vec<i64> = runs.iter().map(|t| t.as_second()).collect();
+        println!(
+            "{}",
+            serde_json::json!({ "event": parsed.to_string(), "next": shown, "epochs": epochs })
+        );
+    } else {
+        println!("  normalized form: {parsed}");
+        for (i, time) in shown.iter().enumerate() {
+            println!("  {:>3}. {time}", i + 1);
+        }
+        if shown.is_empty() {
+            println!("  (no future occurrence)");
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 fn run_admin(command: Command) -> Result<std::process::ExitCode> {
@@ -246,19 +319,33 @@ fn run_admin(command: Command) -> Result<std::process::ExitCode> {
             Command::Task {
                 command: TaskCommand::Abort { upid, target },
             } => admin::task_abort(&AdminTarget::connect(&target)?, &upid).await,
-            Command::Namespace { command: NamespaceCommand::Create { store, ns, target } } => {
-                admin::namespaces::create(&AdminTarget::connect(&target)?, &store, &ns).await
-            }
-            Command::Namespace { command: NamespaceCommand::List { store, parent, target } } => {
-                admin::namespaces::list(&AdminTarget::connect(&target)?, &store, &parent).await
-            }
             Command::Namespace {
-                command: NamespaceCommand::Remove { store, ns, recursive, target },
+                command: NamespaceCommand::Create { store, ns, target },
+            } => admin::namespaces::create(&AdminTarget::connect(&target)?, &store, &ns).await,
+            Command::Namespace {
+                command:
+                    NamespaceCommand::List {
+                        store,
+                        parent,
+                        target,
+                    },
+            } => admin::namespaces::list(&AdminTarget::connect(&target)?, &store, &parent).await,
+            Command::Namespace {
+                command:
+                    NamespaceCommand::Remove {
+                        store,
+                        ns,
+                        recursive,
+                        target,
+                    },
             } => {
                 admin::namespaces::remove(&AdminTarget::connect(&target)?, &store, &ns, recursive)
                     .await
             }
-            Command::Init { .. } | Command::Datastore { .. } | Command::Serve { .. } => {
+            Command::Init { .. }
+            | Command::Datastore { .. }
+            | Command::Serve { .. }
+            | Command::Calendar { .. } => {
                 unreachable!("handled by run")
             }
         }

@@ -9,9 +9,11 @@
 //! its manifest only at `finish`, after every archive's index was closed; a session that
 //! ends otherwise leaves no snapshot directory behind.
 
+pub mod access;
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod calendar;
 pub mod cleanup;
 pub mod cli;
 pub mod config;
@@ -20,6 +22,7 @@ pub mod error;
 pub mod http_util;
 pub mod ingest;
 pub mod init;
+pub mod jobs;
 pub mod server;
 pub mod session;
 pub mod state;

@@ -334,6 +334,9 @@ impl DataStore {
 mod listing;
 mod maintenance;
 mod namespaces;
+mod owner;
+
 pub use maintenance::GcLock;
+pub use owner::OWNER_FILE;
 #[cfg(test)]
 mod tests;

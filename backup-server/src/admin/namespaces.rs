@@ -16,9 +16,15 @@ pub async fn create(target: &AdminTarget, store: &str, ns: &str) -> Result<ExitC
     let body = NamespaceCreateRequest { ns: ns.to_string() };
     let _: serde_json::Value = target
         .http
-        .call_json(hyper::Method::POST, &path(routes::CREATE_NAMESPACE.path, store), Some(&body))
+        .call_json(
+            hyper::Method::POST,
+            &path(routes::CREATE_NAMESPACE.path, store),
+            Some(&body),
+        )
         .await?;
-    target.done(&serde_json::json!({ "created": ns }), || println!("created namespace '{ns}'"))
+    target.done(&serde_json::json!({ "created": ns }), || {
+        println!("created namespace '{ns}'")
+    })
 }
 
 pub async fn list(target: &AdminTarget, store: &str, parent: &str) -> Result<ExitCode> {
@@ -34,8 +40,16 @@ pub async fn list(target: &AdminTarget, store: &str, parent: &str) -> Result<Exi
     })
 }
 
-pub async fn remove(target: &AdminTarget, store: &str, ns: &str, recursive: bool) -> Result<ExitCode> {
-    let query = encode_query(&[("ns", ns), ("recursive", if recursive { "true" } else { "false" })]);
+pub async fn remove(
+    target: &AdminTarget,
+    store: &str,
+    ns: &str,
+    recursive: bool,
+) -> Result<ExitCode> {
+    let query = encode_query(&[
+        ("ns", ns),
+        ("recursive", if recursive { "true" } else { "false" }),
+    ]);
     let _: serde_json::Value = target
         .http
         .call_json(
@@ -44,5 +58,7 @@ pub async fn remove(target: &AdminTarget, store: &str, ns: &str, recursive: bool
             None::<&()>,
         )
         .await?;
-    target.done(&serde_json::json!({ "removed": ns }), || println!("removed namespace '{ns}'"))
+    target.done(&serde_json::json!({ "removed": ns }), || {
+        println!("removed namespace '{ns}'")
+    })
 }

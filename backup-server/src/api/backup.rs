@@ -83,6 +83,7 @@ pub(super) async fn start(
         Arc::clone(&state.zeros),
         guard,
         task,
+        auth.0.clone(),
     ));
     tokio::spawn(async move {
         match upgrade.await {

@@ -21,9 +21,11 @@ fn store_error(err: anyhow::Error) -> ApiError {
         Ok(StoreError::NamespaceNotFound { ns }) => {
             ApiError::NotFound(format!("namespace '{ns}' does not exist"))
         }
-        Ok(e @ (StoreError::NamespaceExists { .. }
-        | StoreError::NamespaceNotEmpty { .. }
-        | StoreError::NamespaceProtected { .. })) => ApiError::Conflict(e.to_string()),
+        Ok(
+            e @ (StoreError::NamespaceExists { .. }
+            | StoreError::NamespaceNotEmpty { .. }
+            | StoreError::NamespaceProtected { .. }),
+        ) => ApiError::Conflict(e.to_string()),
         Ok(StoreError::Name(e)) => ApiError::BadRequest(e.to_string()),
         Ok(other) => ApiError::Internal(other.into()),
         Err(other) => ApiError::Internal(other),
@@ -51,7 +53,9 @@ pub(super) async fn list(
     let store = Arc::clone(&open.store);
     let names = run(move || {
         if !store.namespace_exists(&parent) {
-            return Err(StoreError::NamespaceNotFound { ns: parent.to_string() });
+            return Err(StoreError::NamespaceNotFound {
+                ns: parent.to_string(),
+            });
         }
         let mut found = Vec::new();
         let mut queue = vec![parent];
@@ -92,7 +96,9 @@ pub(super) async fn remove(
     let query: NamespaceRemoveParams = parse_query(req.uri().query())?;
     let ns: Namespace = query.ns.parse()?;
     if ns.is_root() {
-        return Err(ApiError::bad_request("the root namespace cannot be removed"));
+        return Err(ApiError::bad_request(
+            "the root namespace cannot be removed",
+        ));
     }
     let open = state.open_store(param(params, "store")?)?;
     let store = Arc::clone(&open.store);

@@ -38,6 +38,8 @@ pub struct BackupSession {
     /// `false` while open; `true` once finished or abandoned (no more requests).
     active: RwLock<SessionEnd>,
     task: Arc<TaskContext>,
+    /// Who runs the backup: becomes the owner of a new group at `finish`.
+    auth_id: String,
     _group: GroupGuard,
 }
 
@@ -55,6 +57,7 @@ impl BackupSession {
         zeros: Arc<datastore::digest::ZeroDigests>,
         group: GroupGuard,
         task: Arc<TaskContext>,
+        auth_id: String,
     ) -> Self {
         Self {
             open,
@@ -63,6 +66,7 @@ impl BackupSession {
             files: Mutex::new(BTreeMap::new()),
             active: RwLock::new(SessionEnd::Open),
             task,
+            auth_id,
             _group: group,
         }
     }
@@ -313,7 +317,16 @@ impl BackupSession {
         };
         let store = Arc::clone(&self.open.store);
         let snapshot = self.snapshot.clone();
-        blocking(move || Ok(store.write_manifest(&snapshot, &manifest)?)).await?;
+        let owner = self.auth_id.clone();
+        blocking(move || {
+            store.write_manifest(&snapshot, &manifest)?;
+            // The first finished snapshot of a group makes its creator the owner.
+            if store.group_owner(&snapshot.group)?.is_none() {
+                store.set_group_owner(&snapshot.group, &owner)?;
+            }
+            Ok(())
+        })
+        .await?;
         *end = SessionEnd::Finished;
         tracing::info!("backup {} finished", self.snapshot);
         self.task
