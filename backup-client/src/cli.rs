@@ -225,3 +225,12 @@ fn connect(cli: &Cli) -> Result<RepoClient> {
         .map_err(|e| anyhow::anyhow!(e))?;
     RepoClient::new(repository, secret, fingerprint)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

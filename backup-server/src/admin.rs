@@ -20,6 +20,7 @@ use rustls_pki_types::pem::PemObject;
 use crate::cli::{AdminArgs, OutputFormat};
 use crate::config::{ADMIN_TOKEN_FILE, ADMIN_TOKEN_ID, CERT_FILE, ConfigDir, LISTEN_FILE};
 
+pub mod jobs;
 pub mod namespaces;
 
 /// A connection to the running server as the admin token.
@@ -150,16 +151,9 @@ pub async fn verify(target: &AdminTarget, store: &str, args: VerifyArgs) -> Resu
     follow_task(target, &started.upid).await
 }
 
-/// Options of `prune`.
+/// The keep rules of `prune` and of prune jobs.
 #[derive(Args, Clone, Default)]
-pub struct PruneArgs {
-    #[arg(long, default_value = "")]
-    pub ns: String,
-    #[arg(long)]
-    pub backup_type: Option<String>,
-    /// Prune only this group (default: every group of the namespace).
-    #[arg(long)]
-    pub backup_id: Option<String>,
+pub struct KeepArgs {
     #[arg(long)]
     pub keep_last: Option<u64>,
     #[arg(long)]
@@ -185,6 +179,39 @@ pub struct PruneArgs {
     pub keep_within_monthly: Option<String>,
     #[arg(long)]
     pub keep_within_yearly: Option<String>,
+}
+
+impl KeepArgs {
+    pub fn to_options(&self) -> KeepOptions {
+        KeepOptions {
+            keep_last: self.keep_last,
+            keep_hourly: self.keep_hourly,
+            keep_daily: self.keep_daily,
+            keep_weekly: self.keep_weekly,
+            keep_monthly: self.keep_monthly,
+            keep_yearly: self.keep_yearly,
+            keep_within: self.keep_within.clone(),
+            keep_within_hourly: self.keep_within_hourly.clone(),
+            keep_within_daily: self.keep_within_daily.clone(),
+            keep_within_weekly: self.keep_within_weekly.clone(),
+            keep_within_monthly: self.keep_within_monthly.clone(),
+            keep_within_yearly: self.keep_within_yearly.clone(),
+        }
+    }
+}
+
+/// Options of `prune`.
+#[derive(Args, Clone, Default)]
+pub struct PruneArgs {
+    #[arg(long, default_value = "")]
+    pub ns: String,
+    #[arg(long)]
+    pub backup_type: Option<String>,
+    /// Prune only this group (default: every group of the namespace).
+    #[arg(long)]
+    pub backup_id: Option<String>,
+    #[command(flatten)]
+    pub keep: KeepArgs,
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -197,20 +224,7 @@ pub async fn prune(target: &AdminTarget, store: &str, args: PruneArgs) -> Result
             .backup_type
             .or_else(|| args.backup_id.as_ref().map(|_| "host".into())),
         backup_id: args.backup_id,
-        keep: KeepOptions {
-            keep_last: args.keep_last,
-            keep_hourly: args.keep_hourly,
-            keep_daily: args.keep_daily,
-            keep_weekly: args.keep_weekly,
-            keep_monthly: args.keep_monthly,
-            keep_yearly: args.keep_yearly,
-            keep_within: args.keep_within,
-            keep_within_hourly: args.keep_within_hourly,
-            keep_within_daily: args.keep_within_daily,
-            keep_within_weekly: args.keep_within_weekly,
-            keep_within_monthly: args.keep_within_monthly,
-            keep_within_yearly: args.keep_within_yearly,
-        },
+        keep: args.keep.to_options(),
         dry_run: args.dry_run,
     };
     let response: PruneResponse = target
@@ -386,7 +400,7 @@ async fn read_log(target: &AdminTarget, upid: &str, start: usize) -> Result<Task
 
 /// Prints a task's log to stderr as it grows, then its result; the exit status says
 /// whether it failed.
-async fn follow_task(target: &AdminTarget, upid: &str) -> Result<ExitCode> {
+pub(crate) async fn follow_task(target: &AdminTarget, upid: &str) -> Result<ExitCode> {
     if !target.json {
         eprintln!("task {upid}");
     }

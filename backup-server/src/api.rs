@@ -2,6 +2,7 @@
 //! handler, map its error. Handlers live in one file per resource under `api/`.
 
 mod backup;
+mod jobs;
 mod maintenance;
 mod namespaces;
 mod reader;
@@ -65,6 +66,11 @@ async fn dispatch(
         r if r == routes::NAMESPACES => namespaces::list(&state, &params, req).await,
         r if r == routes::CREATE_NAMESPACE => namespaces::create(&state, &params, req).await,
         r if r == routes::REMOVE_NAMESPACE => namespaces::remove(&state, &params, req).await,
+        r if r == routes::JOBS => jobs::list(&state).await,
+        r if r == routes::ADD_JOB => jobs::add(&state, req).await,
+        r if r == routes::UPDATE_JOB => jobs::update(&state, &params, req).await,
+        r if r == routes::REMOVE_JOB => jobs::remove(&state, &params, req).await,
+        r if r == routes::RUN_JOB => jobs::run_now(&state, &params).await,
         r if r == routes::TASKS => tasks::list(&state, req),
         r if r == routes::TASK_STATUS => tasks::status(&state, &params),
         r if r == routes::TASK_LOG => tasks::log(&state, &params, req),

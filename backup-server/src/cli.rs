@@ -88,6 +88,11 @@ pub enum Command {
         #[command(subcommand)]
         command: NamespaceCommand,
     },
+    /// Scheduled GC, verify and prune jobs.
+    Job {
+        #[command(subcommand)]
+        command: JobCommand,
+    },
     /// Tasks: list, read logs, abort.
     Task {
         #[command(subcommand)]
@@ -135,6 +140,34 @@ pub enum NamespaceCommand {
         ns: String,
         #[arg(long)]
         recursive: bool,
+        #[command(flatten)]
+        target: AdminArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum JobCommand {
+    /// Add a job: `job add verify --id nightly --store store1 --schedule 'daily'`.
+    Add {
+        #[command(flatten)]
+        job: Box<admin::jobs::JobAddArgs>,
+        #[command(flatten)]
+        target: AdminArgs,
+    },
+    /// List jobs with their last and next run.
+    List {
+        #[command(flatten)]
+        target: AdminArgs,
+    },
+    /// Run a job now and follow its task.
+    Run {
+        id: String,
+        #[command(flatten)]
+        target: AdminArgs,
+    },
+    /// Remove a job.
+    Remove {
+        id: String,
         #[command(flatten)]
         target: AdminArgs,
     },
@@ -342,6 +375,18 @@ fn run_admin(command: Command) -> Result<std::process::ExitCode> {
                 admin::namespaces::remove(&AdminTarget::connect(&target)?, &store, &ns, recursive)
                     .await
             }
+            Command::Job {
+                command: JobCommand::Add { job, target },
+            } => admin::jobs::add(&AdminTarget::connect(&target)?, *job).await,
+            Command::Job {
+                command: JobCommand::List { target },
+            } => admin::jobs::list(&AdminTarget::connect(&target)?).await,
+            Command::Job {
+                command: JobCommand::Run { id, target },
+            } => admin::jobs::run(&AdminTarget::connect(&target)?, &id).await,
+            Command::Job {
+                command: JobCommand::Remove { id, target },
+            } => admin::jobs::remove(&AdminTarget::connect(&target)?, &id).await,
             Command::Init { .. }
             | Command::Datastore { .. }
             | Command::Serve { .. }
@@ -350,4 +395,13 @@ fn run_admin(command: Command) -> Result<std::process::ExitCode> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

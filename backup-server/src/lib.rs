@@ -23,6 +23,7 @@ pub mod http_util;
 pub mod ingest;
 pub mod init;
 pub mod jobs;
+pub mod maintenance;
 pub mod server;
 pub mod session;
 pub mod state;

@@ -31,6 +31,7 @@ pub async fn serve(state: Arc<ServerState>, listen: &str) -> Result<()> {
         format!("{addr}\n").as_bytes(),
     )
     .context("writing the listen address file")?;
+    state.start_scheduler();
     println!("listening on {addr}");
     tracing::info!("listening on {addr}");
     let acceptor = TlsAcceptor::from(tls);

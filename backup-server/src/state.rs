@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use datastore::chunker::ChunkerParams;
 use datastore::digest::ZeroDigests;
@@ -22,6 +22,8 @@ pub struct ServerState {
     active_groups: Mutex<HashSet<(String, BackupGroup)>>,
     /// Bytes of request bodies received by backup sessions since start.
     pub bytes_received: AtomicU64,
+    /// The job scheduler, once `serve` started it.
+    pub scheduler: OnceLock<Arc<crate::jobs::Scheduler>>,
 }
 
 /// A datastore opened for one request or session, with its configured chunker.
@@ -44,6 +46,7 @@ impl ServerState {
             zeros: Arc::new(ZeroDigests::new()),
             active_groups: Mutex::new(HashSet::new()),
             bytes_received: AtomicU64::new(0),
+            scheduler: OnceLock::new(),
         })
     }
 
@@ -68,6 +71,33 @@ impl ServerState {
                 .gc_grace_seconds
                 .unwrap_or(datastore::gc::DEFAULT_GRACE_SECS),
         })
+    }
+
+    /// Starts the job scheduler (once): it runs due jobs as tasks every second until the
+    /// process ends.
+    pub fn start_scheduler(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let start_job: crate::jobs::StartJob = Arc::new(move |job| {
+            let state = weak
+                .upgrade()
+                .ok_or_else(|| anyhow::anyhow!("the server is stopping"))?;
+            crate::maintenance::start_job(&state, job)
+        });
+        let scheduler = Arc::new(crate::jobs::Scheduler::new(
+            self.config.clone(),
+            Arc::clone(&self.tasks),
+            start_job,
+        ));
+        if self.scheduler.set(Arc::clone(&scheduler)).is_ok() {
+            tokio::spawn(scheduler.run());
+        }
+    }
+
+    /// The running scheduler.
+    pub fn scheduler(&self) -> Result<&Arc<crate::jobs::Scheduler>, ApiError> {
+        self.scheduler
+            .get()
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the job scheduler is not running")))
     }
 
     /// Marks a group as being written; the guard releases it.

@@ -107,6 +107,32 @@ pub const REMOVE_NAMESPACE: Route = Route {
     path: "/api2/json/admin/datastore/{store}/namespace",
 };
 
+/// Scheduled jobs with their state and the config digest.
+pub const JOBS: Route = Route {
+    method: Method::Get,
+    path: "/api2/json/config/jobs",
+};
+/// Add a job (body: `{"job": {...}, "digest": optional}`).
+pub const ADD_JOB: Route = Route {
+    method: Method::Post,
+    path: "/api2/json/config/jobs",
+};
+/// Replace a job's settings (body: `{"job": {...}, "digest": optional}`).
+pub const UPDATE_JOB: Route = Route {
+    method: Method::Put,
+    path: "/api2/json/config/jobs/{id}",
+};
+/// Remove a job (query: optional `digest`).
+pub const REMOVE_JOB: Route = Route {
+    method: Method::Delete,
+    path: "/api2/json/config/jobs/{id}",
+};
+/// Run a job now (answer: [`crate::types::TaskStarted`]).
+pub const RUN_JOB: Route = Route {
+    method: Method::Post,
+    path: "/api2/json/config/jobs/{id}/run",
+};
+
 /// Every REST route (outside sessions). The server's router is built from this list.
 pub const REST_ROUTES: &[Route] = &[
     VERSION,
@@ -120,6 +146,11 @@ pub const REST_ROUTES: &[Route] = &[
     NAMESPACES,
     CREATE_NAMESPACE,
     REMOVE_NAMESPACE,
+    JOBS,
+    ADD_JOB,
+    UPDATE_JOB,
+    REMOVE_JOB,
+    RUN_JOB,
     TASKS,
     TASK_STATUS,
     TASK_LOG,

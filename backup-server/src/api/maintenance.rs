@@ -1,16 +1,14 @@
 //! Garbage collection, verify and prune: each checks its request, then runs as a task on a
 //! blocking thread and answers with the task's id at once (prune also with its plan).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use datastore::duration::{CalendarDuration, parse_duration};
-use datastore::gc::{GcOptions, run_gc};
 use datastore::names::{BackupType, Namespace};
-use datastore::prune::{KeepRules, PruneCandidate, plan};
+use datastore::prune::KeepRules;
 use datastore::snapshot::{BackupGroup, SnapshotRef};
-use datastore::verify::{VerifyOptions, verify_snapshots};
+use datastore::verify::VerifyOptions;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
@@ -23,29 +21,8 @@ use crate::auth::AuthId;
 use crate::error::{ApiError, ApiResult, json_response};
 use crate::http_util::{blocking, read_json};
 use crate::state::ServerState;
-use crate::tasks::{TaskOutcome, TaskSpec};
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-fn spec(task_type: &str, store: &str, worker_id: Option<String>, auth: &AuthId) -> TaskSpec {
-    TaskSpec {
-        task_type: task_type.to_string(),
-        store: Some(store.to_string()),
-        worker_id,
-        auth_id: auth.0.clone(),
-    }
-}
-
-fn outcome<T: serde::Serialize>(result: &T) -> anyhow::Result<TaskOutcome> {
-    Ok(TaskOutcome {
-        result: Some(serde_json::to_value(result)?),
-    })
-}
+use crate::maintenance::now;
 
 /// `POST .../gc`: one GC per datastore at a time (409 otherwise).
 pub(super) fn gc(
@@ -60,31 +37,7 @@ pub(super) fn gc(
             open.name
         )));
     }
-    let tasks = Arc::clone(&state.tasks);
-    let name = open.name.clone();
-    let upid = state
-        .tasks
-        .spawn(spec("gc", &open.name, None, auth), move |ctx| {
-            let options = GcOptions {
-                grace_secs: open.gc_grace_secs,
-                oldest_writer_start: tasks.oldest_running_start("backup", &name),
-                now: now(),
-            };
-            ctx.log(format!("garbage collection of datastore '{name}'"));
-            let stats = run_gc(
-                &open.store,
-                &options,
-                &|line| ctx.log(line),
-                ctx.abort_flag(),
-            )?;
-            if stats.missing_chunks > 0 {
-                ctx.warn(format!(
-                    "{} referenced chunks are missing",
-                    stats.missing_chunks
-                ));
-            }
-            outcome(&stats)
-        })?;
+    let upid = crate::maintenance::spawn_gc(state, open, &auth.0)?;
     json_response(&TaskStarted { upid })
 }
 
@@ -116,64 +69,8 @@ pub(super) async fn verify(
         only_unverified: request.only_unverified,
         now: now(),
     };
-    let worker = if snapshots.len() == 1 {
-        Some(snapshots[0].to_string())
-    } else {
-        None
-    };
-    let upid = state
-        .tasks
-        .spawn(spec("verify", &open.name, worker, auth), move |ctx| {
-            let threads = std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2);
-            ctx.log(format!(
-                "verifying {} snapshots on {threads} threads",
-                snapshots.len()
-            ));
-            test_pause_point("verify", ctx)?;
-            let stats = verify_snapshots(
-                &open.store,
-                &snapshots,
-                ctx.upid(),
-                &options,
-                threads,
-                &|line| ctx.log(line),
-                ctx.abort_flag(),
-            )?;
-            if stats.snapshots_failed > 0 {
-                anyhow::bail!(
-                    "{} of {} snapshots failed verification: {}",
-                    stats.snapshots_failed,
-                    stats.snapshots_failed + stats.snapshots_ok,
-                    stats.failed_snapshots.join(", ")
-                );
-            }
-            outcome(&stats)
-        })?;
+    let upid = crate::maintenance::spawn_verify(state, open, snapshots, options, &auth.0)?;
     json_response(&TaskStarted { upid })
-}
-
-/// Environment variable of the server's test-only pause points: `NAME:PATH` makes the task
-/// NAME (e.g. `verify`) wait at its start until PATH exists or the task is aborted, so that
-/// tests can read a running task's log and abort it deterministically.
-pub(super) const TEST_PAUSE_ENV: &str = "BACKUP_SERVER_TEST_PAUSE";
-
-fn test_pause_point(name: &str, ctx: &crate::tasks::TaskContext) -> anyhow::Result<()> {
-    let Ok(setting) = std::env::var(TEST_PAUSE_ENV) else {
-        return Ok(());
-    };
-    let Some(path) = setting.strip_prefix(name).and_then(|r| r.strip_prefix(':')) else {
-        return Ok(());
-    };
-    ctx.log(format!("waiting at test pause point until {path} exists"));
-    while !std::path::Path::new(path).exists() {
-        if ctx.is_aborted() {
-            anyhow::bail!("aborted at the test pause point");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    Ok(())
 }
 
 /// Which snapshots a verify request names.
@@ -247,6 +144,7 @@ pub(super) async fn prune(
         ));
     }
     let ns: Namespace = request.ns.parse()?;
+    let prune_ns = ns.clone();
     let group_filter = match (&request.backup_type, &request.backup_id) {
         (Some(t), Some(id)) => Some(BackupGroup::new(ns.clone(), t.parse()?, id)?),
         (None, None) => None,
@@ -260,32 +158,7 @@ pub(super) async fn prune(
     let store = Arc::clone(&open.store);
     let now = now();
     let decisions = blocking(move || {
-        let mut groups: BTreeMap<BackupGroup, Vec<(SnapshotRef, bool)>> = BTreeMap::new();
-        for (snap, _) in store.list_snapshots(&ns)? {
-            if group_filter.as_ref().is_some_and(|g| *g != snap.group) {
-                continue;
-            }
-            let protected = store.is_protected(&snap);
-            groups
-                .entry(snap.group.clone())
-                .or_default()
-                .push((snap, protected));
-        }
-        let mut decisions = Vec::new();
-        for (_, mut snaps) in groups {
-            snaps.sort_by_key(|(s, _)| std::cmp::Reverse(s.time));
-            let candidates: Vec<PruneCandidate> = snaps
-                .iter()
-                .map(|(s, protected)| PruneCandidate {
-                    time: s.time,
-                    protected: *protected,
-                })
-                .collect();
-            for ((snap, _), reason) in snaps.into_iter().zip(plan(&candidates, &rules, now)) {
-                decisions.push((snap, reason));
-            }
-        }
-        Ok(decisions)
+        crate::maintenance::plan_prune(&store, &ns, group_filter.as_ref(), &rules, now)
     })
     .await?;
     let items: Vec<PrunePlanItem> = decisions
@@ -308,27 +181,7 @@ pub(super) async fn prune(
         .filter(|(_, reason)| reason.is_none())
         .map(|(s, _)| s)
         .collect();
-    let upid = state.tasks.spawn(
-        spec("prune", &open.name, Some(request.ns.clone()), auth),
-        move |ctx| {
-            ctx.log(format!("pruning: {} snapshots to remove", removals.len()));
-            let mut removed = 0u64;
-            for snap in &removals {
-                if ctx.is_aborted() {
-                    anyhow::bail!("aborted after removing {removed} snapshots");
-                }
-                // A snapshot protected since the plan was made stays.
-                match open.store.forget_snapshot(snap) {
-                    Ok(()) => {
-                        removed += 1;
-                        ctx.log(format!("removed {snap}"));
-                    }
-                    Err(err) => ctx.warn(format!("could not remove {snap}: {err}")),
-                }
-            }
-            outcome(&serde_json::json!({ "removed": removed }))
-        },
-    )?;
+    let upid = crate::maintenance::spawn_prune(state, open, removals, &prune_ns, &auth.0)?;
     json_response(&PruneResponse {
         plan: items,
         upid: Some(upid),
