@@ -5,6 +5,7 @@ mod backup;
 mod jobs;
 mod maintenance;
 mod namespaces;
+mod privileges;
 mod reader;
 mod snapshots;
 mod status;
@@ -54,6 +55,12 @@ async fn dispatch(
     let auth = authenticate(&state.config, auth_header.as_deref())?;
     let method = to_method(req.method())?;
     let (route, params) = match_route(routes::REST_ROUTES, method, req.uri().path())?;
+    let requirement = privileges::requirement(route).ok_or_else(|| {
+        ApiError::Internal(anyhow::anyhow!(
+            "route {route:?} has no privilege requirement"
+        ))
+    })?;
+    check_requirement(&state, &auth, requirement, &params, req.uri().query())?;
     match route {
         r if r == routes::VERSION => version(&auth),
         r if r == routes::SNAPSHOTS => snapshots::list(&state, &params, req).await,
@@ -71,16 +78,101 @@ async fn dispatch(
         r if r == routes::UPDATE_JOB => jobs::update(&state, &params, req).await,
         r if r == routes::REMOVE_JOB => jobs::remove(&state, &params, req).await,
         r if r == routes::RUN_JOB => jobs::run_now(&state, &params).await,
-        r if r == routes::TASKS => tasks::list(&state, req),
-        r if r == routes::TASK_STATUS => tasks::status(&state, &params),
-        r if r == routes::TASK_LOG => tasks::log(&state, &params, req),
-        r if r == routes::TASK_ABORT => tasks::abort(&state, &params),
+        r if r == routes::TASKS => tasks::list(&state, &auth, req),
+        r if r == routes::TASK_STATUS => tasks::status(&state, &auth, &params),
+        r if r == routes::TASK_LOG => tasks::log(&state, &auth, &params, req),
+        r if r == routes::TASK_ABORT => tasks::abort(&state, &auth, &params),
         r if r == routes::BACKUP => backup::start(state, auth, req).await,
         r if r == routes::READER => reader::start(state, auth, req).await,
         other => Err(ApiError::Internal(anyhow::anyhow!(
             "route {other:?} has no handler"
         ))),
     }
+}
+
+/// Refuses a caller that lacks what the route requires (403), before the handler runs.
+fn check_requirement(
+    state: &ServerState,
+    auth: &AuthId,
+    requirement: privileges::Requirement,
+    params: &PathParams,
+    query: Option<&str>,
+) -> ApiResult<()> {
+    let (path, needed) = match requirement {
+        privileges::Requirement::Authenticated => return Ok(()),
+        privileges::Requirement::System(needed) => (crate::access::AclPath::root(), needed),
+        privileges::Requirement::Datastore(needed) => {
+            let store = param(params, "store")
+                .ok()
+                .map(str::to_string)
+                .or_else(|| query_value(query, "store"));
+            let Some(store) = store else {
+                // The handler refuses the request for its missing store.
+                return Ok(());
+            };
+            let ns: datastore::names::Namespace =
+                query_value(query, "ns").unwrap_or_default().parse()?;
+            let path = crate::access::AclPath::datastore(&store, &ns)
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            (path, needed)
+        }
+    };
+    let privs = caller_privs(state, auth, &path)?;
+    if privs.intersects(needed) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "{} needs {} on {path}",
+            auth.0,
+            needed.names().join(" or ")
+        )))
+    }
+}
+
+/// The caller's privileges on an ACL path.
+pub fn caller_privs(
+    state: &ServerState,
+    auth: &AuthId,
+    path: &crate::access::AclPath,
+) -> ApiResult<crate::access::Privs> {
+    let access = crate::access::AccessConfig::load(&state.config)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))?;
+    Ok(access.privs(&auth.authid()?, path))
+}
+
+/// The caller's privileges on a datastore namespace.
+pub fn store_privs(
+    state: &ServerState,
+    auth: &AuthId,
+    store: &str,
+    ns: &datastore::names::Namespace,
+) -> ApiResult<crate::access::Privs> {
+    let path = crate::access::AclPath::datastore(store, ns)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    caller_privs(state, auth, &path)
+}
+
+/// Whether `auth` owns a group owned by `owner`: the same auth id, or the user of an
+/// owning token.
+pub fn owns(auth: &AuthId, owner: Option<&str>) -> bool {
+    match owner {
+        None => false,
+        Some(owner) => {
+            owner == auth.0
+                || owner
+                    .split_once('!')
+                    .is_some_and(|(user, _)| user == auth.0)
+        }
+    }
+}
+
+fn query_value(query: Option<&str>, key: &str) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == key)
+            .then(|| protocol::routes::percent_decode(v))
+            .flatten()
+    })
 }
 
 fn version(auth: &AuthId) -> ApiResult<Response<Full<Bytes>>> {

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
 /// File names inside the config directory.
 pub const DATASTORES_FILE: &str = "datastores.json";
@@ -43,19 +42,11 @@ pub struct DatastoresFile {
     pub datastores: Vec<DatastoreConfig>,
 }
 
-/// One API token: its id and the SHA-256 of its secret.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct TokenConfig {
-    pub id: String,
-    pub secret_sha256: String,
-    pub enabled: bool,
-}
-
+/// Every API token (`tokens.json`): ids with the SHA-256 of their secrets.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokensFile {
-    pub tokens: Vec<TokenConfig>,
+    pub tokens: Vec<crate::access::tokens::TokenEntry>,
 }
 
 /// Handle on a configuration directory.
@@ -112,11 +103,6 @@ impl ConfigDir {
     pub fn save_tokens(&self, file: &TokensFile) -> Result<()> {
         write_json(&self.path(TOKENS_FILE), file)
     }
-}
-
-/// SHA-256 of a token secret, as stored.
-pub fn hash_secret(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
 fn read_json_or_default<T: for<'de> Deserialize<'de> + Default>(path: &Path) -> Result<T> {

@@ -18,8 +18,7 @@ use openssl::x509::extension::{BasicConstraints, ExtendedKeyUsage, SubjectAltern
 use openssl::x509::{X509, X509NameBuilder};
 
 use crate::config::{
-    ADMIN_TOKEN_FILE, ADMIN_TOKEN_ID, CERT_FILE, ConfigDir, DatastoreConfig, KEY_FILE, TokenConfig,
-    TokensFile, hash_secret,
+    ADMIN_TOKEN_FILE, ADMIN_TOKEN_ID, CERT_FILE, ConfigDir, DatastoreConfig, KEY_FILE, TokensFile,
 };
 
 /// What `init` made: the certificate fingerprint to print.
@@ -50,12 +49,22 @@ pub fn init(dir: &Path) -> Result<InitResult> {
         &config.path(ADMIN_TOKEN_FILE),
         format!("{secret}\n").as_bytes(),
     )?;
+    let admin: crate::access::Authid = ADMIN_TOKEN_ID.parse()?;
     config.save_tokens(&TokensFile {
-        tokens: vec![TokenConfig {
-            id: ADMIN_TOKEN_ID.to_string(),
-            secret_sha256: hash_secret(&secret),
-            enabled: true,
-        }],
+        tokens: vec![crate::access::tokens::TokenEntry::new(
+            admin.clone(),
+            &secret,
+        )],
+    })?;
+    // The admin token acts for root@local with every privilege everywhere.
+    crate::access::update_acl(&config, None, |acl| {
+        acl.set(crate::access::AclEntry {
+            path: crate::access::AclPath::root(),
+            auth_id: admin,
+            role: crate::access::Role::Admin,
+            propagate: true,
+        });
+        Ok(())
     })?;
     Ok(InitResult {
         fingerprint: fingerprint(&cert.to_der()?),

@@ -7,12 +7,12 @@ use protocol::routes::{self, Route};
 
 use crate::access::privileges::{
     DATASTORE_AUDIT, DATASTORE_BACKUP, DATASTORE_MODIFY, DATASTORE_PRUNE, DATASTORE_READ,
-    DATASTORE_VERIFY, PERMISSIONS_MODIFY, Privs, SYS_AUDIT, SYS_MODIFY,
+    DATASTORE_VERIFY, Privs, SYS_AUDIT, SYS_MODIFY,
 };
 
 /// The privilege check of a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Requirement {
+pub(super) enum Requirement {
     /// Any authenticated caller (the handler limits what it shows to the caller's own).
     Authenticated,
     /// Any of these privileges on `/`.
@@ -23,37 +23,73 @@ pub enum Requirement {
 }
 
 /// Every REST route and its requirement.
-pub const ROUTE_REQUIREMENTS: &[(Route, Requirement)] = &[
+pub(super) const ROUTE_REQUIREMENTS: &[(Route, Requirement)] = &[
     (routes::VERSION, Requirement::Authenticated),
-    (routes::SNAPSHOTS, Requirement::Datastore(DATASTORE_AUDIT.union(DATASTORE_BACKUP))),
-    (routes::FORGET_SNAPSHOT, Requirement::Datastore(DATASTORE_MODIFY.union(DATASTORE_PRUNE))),
-    (routes::SNAPSHOT_PROTECTED, Requirement::Datastore(DATASTORE_MODIFY.union(DATASTORE_BACKUP))),
-    (routes::DATASTORE_STATUS, Requirement::Datastore(DATASTORE_AUDIT)),
+    (
+        routes::SNAPSHOTS,
+        Requirement::Datastore(DATASTORE_AUDIT.union(DATASTORE_BACKUP)),
+    ),
+    (
+        routes::FORGET_SNAPSHOT,
+        Requirement::Datastore(DATASTORE_MODIFY.union(DATASTORE_PRUNE)),
+    ),
+    (
+        routes::SNAPSHOT_PROTECTED,
+        Requirement::Datastore(DATASTORE_MODIFY.union(DATASTORE_BACKUP)),
+    ),
+    (
+        routes::DATASTORE_STATUS,
+        Requirement::Datastore(DATASTORE_AUDIT),
+    ),
     (routes::START_GC, Requirement::Datastore(DATASTORE_MODIFY)),
-    (routes::START_VERIFY, Requirement::Datastore(DATASTORE_VERIFY)),
-    (routes::PRUNE, Requirement::Datastore(DATASTORE_MODIFY.union(DATASTORE_PRUNE))),
-    (routes::NAMESPACES, Requirement::Datastore(DATASTORE_AUDIT.union(DATASTORE_BACKUP))),
-    (routes::CREATE_NAMESPACE, Requirement::Datastore(DATASTORE_MODIFY)),
-    (routes::REMOVE_NAMESPACE, Requirement::Datastore(DATASTORE_MODIFY)),
+    (
+        routes::START_VERIFY,
+        Requirement::Datastore(DATASTORE_VERIFY),
+    ),
+    (
+        routes::PRUNE,
+        Requirement::Datastore(DATASTORE_MODIFY.union(DATASTORE_PRUNE)),
+    ),
+    (
+        routes::NAMESPACES,
+        Requirement::Datastore(DATASTORE_AUDIT.union(DATASTORE_BACKUP)),
+    ),
+    (
+        routes::CREATE_NAMESPACE,
+        Requirement::Datastore(DATASTORE_MODIFY),
+    ),
+    (
+        routes::REMOVE_NAMESPACE,
+        Requirement::Datastore(DATASTORE_MODIFY),
+    ),
+    (routes::JOBS, Requirement::System(SYS_AUDIT)),
+    (routes::ADD_JOB, Requirement::System(SYS_MODIFY)),
+    (routes::UPDATE_JOB, Requirement::System(SYS_MODIFY)),
+    (routes::REMOVE_JOB, Requirement::System(SYS_MODIFY)),
+    (routes::RUN_JOB, Requirement::System(SYS_MODIFY)),
     (routes::TASKS, Requirement::Authenticated),
     (routes::TASK_STATUS, Requirement::Authenticated),
     (routes::TASK_LOG, Requirement::Authenticated),
     (routes::TASK_ABORT, Requirement::Authenticated),
     (routes::BACKUP, Requirement::Datastore(DATASTORE_BACKUP)),
-    (routes::READER, Requirement::Datastore(DATASTORE_READ.union(DATASTORE_BACKUP))),
+    (
+        routes::READER,
+        Requirement::Datastore(DATASTORE_READ.union(DATASTORE_BACKUP)),
+    ),
 ];
 
-/// Privileges that let a caller see and manage every task, not only its own.
-pub const TASK_ADMIN: Privs = SYS_AUDIT;
+/// Privileges that let a caller see every task, not only its own.
+pub(super) const TASK_AUDIT: Privs = SYS_AUDIT;
 /// Privileges that let a caller abort other callers' tasks.
-pub const TASK_ABORT_ANY: Privs = SYS_MODIFY;
-/// Privileges for users, tokens and ACLs of others.
-pub const ACCESS_ADMIN: Privs = PERMISSIONS_MODIFY;
+pub(super) const TASK_ABORT_ANY: Privs = SYS_MODIFY;
 
 /// The requirement of a route; `None` means the route is missing from the table, which
 /// `dispatch` answers with a 500 and the route-matrix test reports.
-pub fn requirement(route: Route) -> Option<Requirement> {
-    ROUTE_REQUIREMENTS.iter().find(|(r, _)| *r == route).map(|(_, req)| *req)
+pub(super) fn requirement(route: Route) -> Option<Requirement> {
+    ROUTE_REQUIREMENTS
+        .iter()
+        .find(|(r, _)| *r == route)
+        .map(|(_, req)| *req)
 }
 
 #[cfg(test)]
@@ -63,7 +99,10 @@ mod tests {
     #[test]
     fn every_rest_route_has_a_requirement() {
         for route in routes::REST_ROUTES {
-            assert!(requirement(*route).is_some(), "{route:?} has no privilege requirement");
+            assert!(
+                requirement(*route).is_some(),
+                "{route:?} has no privilege requirement"
+            );
         }
     }
 }
