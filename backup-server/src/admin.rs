@@ -20,6 +20,7 @@ use rustls_pki_types::pem::PemObject;
 use crate::cli::{AdminArgs, OutputFormat};
 use crate::config::{ADMIN_TOKEN_FILE, ADMIN_TOKEN_ID, CERT_FILE, ConfigDir, LISTEN_FILE};
 
+pub mod access;
 pub mod jobs;
 pub mod namespaces;
 

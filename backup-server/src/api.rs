@@ -1,11 +1,12 @@
 //! REST dispatch: authenticate, match the route table of [`protocol::routes`], call the
 //! handler, map its error. Handlers live in one file per resource under `api/`.
 
+mod access;
 mod backup;
 mod jobs;
 mod maintenance;
 mod namespaces;
-mod privileges;
+pub mod privileges;
 mod reader;
 mod snapshots;
 mod status;
@@ -35,7 +36,7 @@ pub async fn handle(
 ) -> Response<Full<Bytes>> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let response = match dispatch(state, req).await {
+    let response = match dispatch(state, req, peer).await {
         Ok(response) => response,
         Err(err) => err.into_response(),
     };
@@ -46,7 +47,12 @@ pub async fn handle(
 async fn dispatch(
     state: Arc<ServerState>,
     req: Request<Incoming>,
+    peer: SocketAddr,
 ) -> ApiResult<Response<Full<Bytes>>> {
+    // The password login is the one route without authentication.
+    if req.method() == hyper::Method::POST && req.uri().path() == routes::LOGIN.path {
+        return access::login(&state, peer, req).await;
+    }
     let auth_header = req
         .headers()
         .get(hyper::header::AUTHORIZATION)
@@ -63,9 +69,17 @@ async fn dispatch(
     check_requirement(&state, &auth, requirement, &params, req.uri().query())?;
     match route {
         r if r == routes::VERSION => version(&auth),
-        r if r == routes::SNAPSHOTS => snapshots::list(&state, &params, req).await,
-        r if r == routes::FORGET_SNAPSHOT => snapshots::forget(&state, &params, req).await,
-        r if r == routes::SNAPSHOT_PROTECTED => snapshots::protect(&state, &params, req).await,
+        r if r == routes::USERS => access::users(&state).await,
+        r if r == routes::ADD_USER => access::add_user(&state, req).await,
+        r if r == routes::REMOVE_USER => access::remove_user(&state, &params).await,
+        r if r == routes::ADD_TOKEN => access::add_token(&state, &auth, &params, req).await,
+        r if r == routes::ACL => access::acl(&state).await,
+        r if r == routes::SET_ACL => access::set_acl(&state, req).await,
+        r if r == routes::SNAPSHOTS => snapshots::list(&state, &auth, &params, req).await,
+        r if r == routes::FORGET_SNAPSHOT => snapshots::forget(&state, &auth, &params, req).await,
+        r if r == routes::SNAPSHOT_PROTECTED => {
+            snapshots::protect(&state, &auth, &params, req).await
+        }
         r if r == routes::DATASTORE_STATUS => status::get(&state, &params).await,
         r if r == routes::START_GC => maintenance::gc(&state, &auth, &params),
         r if r == routes::START_VERIFY => maintenance::verify(&state, &auth, &params, req).await,
@@ -99,7 +113,9 @@ fn check_requirement(
     query: Option<&str>,
 ) -> ApiResult<()> {
     let (path, needed) = match requirement {
-        privileges::Requirement::Authenticated => return Ok(()),
+        privileges::Requirement::Authenticated | privileges::Requirement::Public => {
+            return Ok(());
+        }
         privileges::Requirement::System(needed) => (crate::access::AclPath::root(), needed),
         privileges::Requirement::Datastore(needed) => {
             let store = param(params, "store")

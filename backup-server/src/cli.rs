@@ -88,6 +88,21 @@ pub enum Command {
         #[command(subcommand)]
         command: NamespaceCommand,
     },
+    /// Users with passwords.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Access control list: roles for users and tokens on paths.
+    Acl {
+        #[command(subcommand)]
+        command: AclCommand,
+    },
     /// Scheduled GC, verify and prune jobs.
     Job {
         #[command(subcommand)]
@@ -140,6 +155,69 @@ pub enum NamespaceCommand {
         ns: String,
         #[arg(long)]
         recursive: bool,
+        #[command(flatten)]
+        target: AdminArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Add a user, e.g. alice@local.
+    Add {
+        userid: String,
+        /// Read the password from the first line of stdin (without it: token-only user).
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        comment: Option<String>,
+        #[command(flatten)]
+        target: AdminArgs,
+    },
+    /// List users.
+    List {
+        #[command(flatten)]
+        target: AdminArgs,
+    },
+    /// Remove a user, its tokens and ACL entries.
+    Remove {
+        userid: String,
+        #[command(flatten)]
+        target: AdminArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Create token USER!NAME; prints its secret once.
+    Add {
+        userid: String,
+        name: String,
+        #[command(flatten)]
+        target: AdminArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AclCommand {
+    /// Grant ROLE on PATH (/, /datastore, /datastore/STORE, /datastore/STORE/NS...).
+    Set {
+        path: String,
+        /// Admin, Audit, DatastoreAdmin, DatastoreBackup, DatastorePowerUser,
+        /// DatastoreReader or NoAccess.
+        role: String,
+        #[arg(long)]
+        auth_id: String,
+        /// Also apply below PATH.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        propagate: bool,
+        /// Remove the entry instead.
+        #[arg(long)]
+        delete: bool,
+        #[command(flatten)]
+        target: AdminArgs,
+    },
+    /// List every ACL entry.
+    List {
         #[command(flatten)]
         target: AdminArgs,
     },
@@ -375,6 +453,49 @@ fn run_admin(command: Command) -> Result<std::process::ExitCode> {
                 admin::namespaces::remove(&AdminTarget::connect(&target)?, &store, &ns, recursive)
                     .await
             }
+            Command::User {
+                command:
+                    UserCommand::Add {
+                        userid,
+                        password_stdin,
+                        comment,
+                        target,
+                    },
+            } => {
+                let target = AdminTarget::connect(&target)?;
+                admin::access::user_add(&target, &userid, password_stdin, comment).await
+            }
+            Command::User {
+                command: UserCommand::List { target },
+            } => admin::access::user_list(&AdminTarget::connect(&target)?).await,
+            Command::User {
+                command: UserCommand::Remove { userid, target },
+            } => admin::access::user_remove(&AdminTarget::connect(&target)?, &userid).await,
+            Command::Token {
+                command:
+                    TokenCommand::Add {
+                        userid,
+                        name,
+                        target,
+                    },
+            } => admin::access::token_add(&AdminTarget::connect(&target)?, &userid, &name).await,
+            Command::Acl {
+                command:
+                    AclCommand::Set {
+                        path,
+                        role,
+                        auth_id,
+                        propagate,
+                        delete,
+                        target,
+                    },
+            } => {
+                let target = AdminTarget::connect(&target)?;
+                admin::access::acl_set(&target, &path, &role, &auth_id, propagate, delete).await
+            }
+            Command::Acl {
+                command: AclCommand::List { target },
+            } => admin::access::acl_list(&AdminTarget::connect(&target)?).await,
             Command::Job {
                 command: JobCommand::Add { job, target },
             } => admin::jobs::add(&AdminTarget::connect(&target)?, *job).await,

@@ -22,6 +22,8 @@ pub struct ServerState {
     active_groups: Mutex<HashSet<(String, BackupGroup)>>,
     /// Bytes of request bodies received by backup sessions since start.
     pub bytes_received: AtomicU64,
+    /// Failed password logins per source address.
+    pub login_limiter: crate::access::rate_limit::LoginLimiter,
     /// The job scheduler, once `serve` started it.
     pub scheduler: OnceLock<Arc<crate::jobs::Scheduler>>,
 }
@@ -46,6 +48,7 @@ impl ServerState {
             zeros: Arc::new(ZeroDigests::new()),
             active_groups: Mutex::new(HashSet::new()),
             bytes_received: AtomicU64::new(0),
+            login_limiter: crate::access::rate_limit::LoginLimiter::default(),
             scheduler: OnceLock::new(),
         })
     }

@@ -133,9 +133,54 @@ pub const RUN_JOB: Route = Route {
     path: "/api2/json/config/jobs/{id}/run",
 };
 
+/// Log in with a password (no authentication; body: `{username, password}`; answer:
+/// `{username, ticket, csrf-token}`).
+pub const LOGIN: Route = Route {
+    method: Method::Post,
+    path: "/api2/json/access/ticket",
+};
+/// Users (answer: list of `{userid, enable, expire, comment}`; never password hashes).
+pub const USERS: Route = Route {
+    method: Method::Get,
+    path: "/api2/json/access/users",
+};
+/// Add a user (body: `{userid, password?, comment?, expire?, digest?}`).
+pub const ADD_USER: Route = Route {
+    method: Method::Post,
+    path: "/api2/json/access/users",
+};
+/// Remove a user with its ACL entries and tokens.
+pub const REMOVE_USER: Route = Route {
+    method: Method::Delete,
+    path: "/api2/json/access/users/{userid}",
+};
+/// Create an API token for a user (body: `{comment?, expire?}`; answer: `{tokenid, secret}`,
+/// the secret shown only this once).
+pub const ADD_TOKEN: Route = Route {
+    method: Method::Post,
+    path: "/api2/json/access/users/{userid}/token/{name}",
+};
+/// The ACL (answer: `{entries, digest}`).
+pub const ACL: Route = Route {
+    method: Method::Get,
+    path: "/api2/json/access/acl",
+};
+/// Set or delete an ACL entry (body: `{path, role, auth-id, propagate?, delete?, digest?}`).
+pub const SET_ACL: Route = Route {
+    method: Method::Put,
+    path: "/api2/json/access/acl",
+};
+
 /// Every REST route (outside sessions). The server's router is built from this list.
 pub const REST_ROUTES: &[Route] = &[
     VERSION,
+    LOGIN,
+    USERS,
+    ADD_USER,
+    REMOVE_USER,
+    ADD_TOKEN,
+    ACL,
+    SET_ACL,
     SNAPSHOTS,
     FORGET_SNAPSHOT,
     SNAPSHOT_PROTECTED,

@@ -36,6 +36,16 @@ pub(super) async fn start(
             group.ns, open.name
         )));
     }
+    // A new group becomes the caller's at its first finished snapshot; an existing one
+    // takes backups only from its owner (or a caller with Datastore.Modify).
+    require_owner(
+        &state,
+        &auth,
+        &open,
+        &group,
+        crate::access::privileges::DATASTORE_MODIFY,
+        true,
+    )?;
     let guard = state.lock_group(&open.name, &group)?;
     // The task starts before the session touches any chunk: GC never removes chunks
     // younger than the oldest running backup task.
@@ -95,6 +105,33 @@ pub(super) async fn start(
         }
     });
     switching_protocols(BACKUP_PROTOCOL, &snapshot_text)
+}
+
+/// Refuses a caller that lacks `bypass` on the group's namespace and does not own the
+/// group. A group without an owner yet is open when `unowned_ok` (a first backup).
+pub(super) fn require_owner(
+    state: &ServerState,
+    auth: &AuthId,
+    open: &crate::state::OpenStore,
+    group: &BackupGroup,
+    bypass: crate::access::Privs,
+    unowned_ok: bool,
+) -> ApiResult<()> {
+    if super::store_privs(state, auth, &open.name, &group.ns)?.intersects(bypass) {
+        return Ok(());
+    }
+    match open
+        .store
+        .group_owner(group)
+        .map_err(|e| ApiError::Internal(e.into()))?
+    {
+        None if unowned_ok => Ok(()),
+        Some(owner) if super::owns(auth, Some(&owner)) => Ok(()),
+        _ => Err(ApiError::Forbidden(format!(
+            "{} does not own group {}/{}",
+            auth.0, group.backup_type, group.backup_id
+        ))),
+    }
 }
 
 /// Refuses a request that does not ask for the protocol this route speaks.

@@ -7,12 +7,14 @@ use protocol::routes::{self, Route};
 
 use crate::access::privileges::{
     DATASTORE_AUDIT, DATASTORE_BACKUP, DATASTORE_MODIFY, DATASTORE_PRUNE, DATASTORE_READ,
-    DATASTORE_VERIFY, Privs, SYS_AUDIT, SYS_MODIFY,
+    DATASTORE_VERIFY, PERMISSIONS_MODIFY, Privs, SYS_AUDIT, SYS_MODIFY,
 };
 
 /// The privilege check of a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Requirement {
+pub enum Requirement {
+    /// No authentication (password login only).
+    Public,
     /// Any authenticated caller (the handler limits what it shows to the caller's own).
     Authenticated,
     /// Any of these privileges on `/`.
@@ -23,8 +25,21 @@ pub(super) enum Requirement {
 }
 
 /// Every REST route and its requirement.
-pub(super) const ROUTE_REQUIREMENTS: &[(Route, Requirement)] = &[
+pub const ROUTE_REQUIREMENTS: &[(Route, Requirement)] = &[
     (routes::VERSION, Requirement::Authenticated),
+    (routes::LOGIN, Requirement::Public),
+    (
+        routes::USERS,
+        Requirement::System(SYS_AUDIT.union(PERMISSIONS_MODIFY)),
+    ),
+    (routes::ADD_USER, Requirement::System(PERMISSIONS_MODIFY)),
+    (routes::REMOVE_USER, Requirement::System(PERMISSIONS_MODIFY)),
+    (routes::ADD_TOKEN, Requirement::Authenticated),
+    (
+        routes::ACL,
+        Requirement::System(SYS_AUDIT.union(PERMISSIONS_MODIFY)),
+    ),
+    (routes::SET_ACL, Requirement::System(PERMISSIONS_MODIFY)),
     (
         routes::SNAPSHOTS,
         Requirement::Datastore(DATASTORE_AUDIT.union(DATASTORE_BACKUP)),
@@ -79,13 +94,13 @@ pub(super) const ROUTE_REQUIREMENTS: &[(Route, Requirement)] = &[
 ];
 
 /// Privileges that let a caller see every task, not only its own.
-pub(super) const TASK_AUDIT: Privs = SYS_AUDIT;
+pub const TASK_AUDIT: Privs = SYS_AUDIT;
 /// Privileges that let a caller abort other callers' tasks.
-pub(super) const TASK_ABORT_ANY: Privs = SYS_MODIFY;
+pub const TASK_ABORT_ANY: Privs = SYS_MODIFY;
 
 /// The requirement of a route; `None` means the route is missing from the table, which
 /// `dispatch` answers with a 500 and the route-matrix test reports.
-pub(super) fn requirement(route: Route) -> Option<Requirement> {
+pub fn requirement(route: Route) -> Option<Requirement> {
     ROUTE_REQUIREMENTS
         .iter()
         .find(|(r, _)| *r == route)

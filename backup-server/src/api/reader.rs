@@ -31,6 +31,14 @@ pub(super) async fn start(
     let group = BackupGroup::new(ns, backup_type, &params.backup_id)?;
     let snapshot = SnapshotRef::new(group, params.backup_time)?;
     let open = state.open_store(&params.store)?;
+    super::backup::require_owner(
+        &state,
+        &auth,
+        &open,
+        &snapshot.group,
+        crate::access::privileges::DATASTORE_READ,
+        false,
+    )?;
     if !open.store.is_finished(&snapshot) {
         return Err(ApiError::NotFound(format!(
             "no finished snapshot {snapshot}"

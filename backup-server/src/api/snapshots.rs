@@ -14,7 +14,9 @@ use protocol::types::{
 };
 use serde::Deserialize;
 
-use super::{PathParams, param};
+use super::{PathParams, owns, param, store_privs};
+use crate::access::privileges::{DATASTORE_AUDIT, DATASTORE_MODIFY};
+use crate::auth::AuthId;
 use crate::error::{ApiError, ApiResult, json_response};
 use crate::http_util::{blocking, parse_query, read_json};
 use crate::state::{OpenStore, ServerState};
@@ -28,15 +30,35 @@ struct ListQuery {
 
 pub(super) async fn list(
     state: &Arc<ServerState>,
+    auth: &AuthId,
     params: &PathParams,
     req: Request<Incoming>,
 ) -> ApiResult<Response<Full<Bytes>>> {
     let query: ListQuery = parse_query(req.uri().query())?;
     let ns: Namespace = query.ns.parse()?;
     let open = state.open_store(param(params, "store")?)?;
+    // Without Datastore.Audit a (backup) caller sees only the groups it owns.
+    let see_all = store_privs(state, auth, &open.name, &ns)?.intersects(DATASTORE_AUDIT);
+    let auth = auth.clone();
     let items = blocking(move || {
         let snapshots = open.store.list_snapshots(&ns)?;
-        Ok(snapshots
+        let mut owners = std::collections::HashMap::new();
+        let mut visible = Vec::new();
+        for (snap, manifest) in snapshots {
+            if !see_all {
+                let owner = match owners.get(&snap.group) {
+                    Some(owner) => owner,
+                    None => owners
+                        .entry(snap.group.clone())
+                        .or_insert(open.store.group_owner(&snap.group)?),
+                };
+                if !owns(&auth, owner.as_deref()) {
+                    continue;
+                }
+            }
+            visible.push((snap, manifest));
+        }
+        Ok(visible
             .into_iter()
             .map(|(snap, manifest)| {
                 let files: Vec<SnapshotFile> = manifest
@@ -85,14 +107,40 @@ fn finished_snapshot(open: &OpenStore, params: &SnapshotParams) -> ApiResult<Sna
     Ok(snapshot)
 }
 
+/// Callers without Datastore.Modify may change only snapshots of groups they own.
+fn check_owner(
+    state: &ServerState,
+    auth: &AuthId,
+    open: &OpenStore,
+    snapshot: &SnapshotRef,
+) -> ApiResult<()> {
+    if store_privs(state, auth, &open.name, &snapshot.group.ns)?.intersects(DATASTORE_MODIFY) {
+        return Ok(());
+    }
+    let owner = open
+        .store
+        .group_owner(&snapshot.group)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    if owns(auth, owner.as_deref()) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "{} does not own group {}/{}",
+            auth.0, snapshot.group.backup_type, snapshot.group.backup_id
+        )))
+    }
+}
+
 pub(super) async fn forget(
     state: &Arc<ServerState>,
+    auth: &AuthId,
     params: &PathParams,
     req: Request<Incoming>,
 ) -> ApiResult<Response<Full<Bytes>>> {
     let query: SnapshotParams = parse_query(req.uri().query())?;
     let open = state.open_store(param(params, "store")?)?;
     let snapshot = finished_snapshot(&open, &query)?;
+    check_owner(state, auth, &open, &snapshot)?;
     if open.store.is_protected(&snapshot) {
         return Err(ApiError::Conflict(format!(
             "snapshot {snapshot} is protected; clear the flag first"
@@ -107,6 +155,7 @@ pub(super) async fn forget(
 
 pub(super) async fn protect(
     state: &Arc<ServerState>,
+    auth: &AuthId,
     params: &PathParams,
     req: Request<Incoming>,
 ) -> ApiResult<Response<Full<Bytes>>> {
@@ -114,6 +163,7 @@ pub(super) async fn protect(
     let body: ProtectedRequest = read_json(req.into_body()).await?;
     let open = state.open_store(param(params, "store")?)?;
     let snapshot = finished_snapshot(&open, &query)?;
+    check_owner(state, auth, &open, &snapshot)?;
     let store = Arc::clone(&open.store);
     blocking(move || Ok(store.set_protected(&snapshot, body.protected)?)).await?;
     json_response(&serde_json::json!({}))
