@@ -1,7 +1,7 @@
 # Entry points: build, test, lint, demo, bench. `.ci/run` calls `make test`.
 CARGO ?= cargo
 
-.PHONY: all build deps test lint fmt demo bench deb clean
+.PHONY: all build deps test lint fmt demo bench docs clean
 
 all: build
 
@@ -31,6 +31,10 @@ demo: build
 
 bench: build
 	./scripts/bench.sh
+
+# The OpenAPI document, generated from the route and privilege tables.
+docs:
+	$(CARGO) run -q -p backup-server -- openapi > docs/openapi.json
 
 clean:
 	$(CARGO) clean

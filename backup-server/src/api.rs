@@ -69,6 +69,13 @@ async fn dispatch(
     check_requirement(&state, &auth, requirement, &params, req.uri().query())?;
     match route {
         r if r == routes::VERSION => version(&auth),
+        r if r == routes::OPENAPI => {
+            let doc = crate::openapi::document()?;
+            Ok(Response::builder()
+                .header(hyper::header::CONTENT_TYPE, "application/json")
+                .body(Full::new(Bytes::from(doc.to_string())))
+                .map_err(|e| ApiError::Internal(e.into()))?)
+        }
         r if r == routes::USERS => access::users(&state).await,
         r if r == routes::ADD_USER => access::add_user(&state, req).await,
         r if r == routes::REMOVE_USER => access::remove_user(&state, &params).await,

@@ -83,6 +83,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output_format: OutputFormat,
     },
+    /// Print the OpenAPI document of the REST API (`make docs` writes it to docs/).
+    Openapi,
     /// Namespaces of a datastore: create, list, remove.
     Namespace {
         #[command(subcommand)]
@@ -346,6 +348,13 @@ pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
             timezone.as_deref(),
             output_format,
         ),
+        Command::Openapi => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&crate::openapi::document()?)?
+            );
+            Ok(std::process::ExitCode::SUCCESS)
+        }
         admin_command => run_admin(admin_command),
     }
 }
@@ -511,7 +520,8 @@ fn run_admin(command: Command) -> Result<std::process::ExitCode> {
             Command::Init { .. }
             | Command::Datastore { .. }
             | Command::Serve { .. }
-            | Command::Calendar { .. } => {
+            | Command::Calendar { .. }
+            | Command::Openapi => {
                 unreachable!("handled by run")
             }
         }

@@ -24,6 +24,7 @@ pub mod ingest;
 pub mod init;
 pub mod jobs;
 pub mod maintenance;
+pub mod openapi;
 pub mod server;
 pub mod session;
 pub mod state;

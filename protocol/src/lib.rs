@@ -5,6 +5,7 @@
 //! nothing of HTTP libraries, TLS or the datastore: names are plain strings and times are
 //! Unix epoch seconds here; the server validates and converts them into datastore types.
 
+pub mod docs;
 pub mod limits;
 pub mod routes;
 pub mod types;

@@ -171,9 +171,16 @@ pub const SET_ACL: Route = Route {
     path: "/api2/json/access/acl",
 };
 
+/// The OpenAPI document of this API, generated from the route and privilege tables.
+pub const OPENAPI: Route = Route {
+    method: Method::Get,
+    path: "/api2/json/openapi.json",
+};
+
 /// Every REST route (outside sessions). The server's router is built from this list.
 pub const REST_ROUTES: &[Route] = &[
     VERSION,
+    OPENAPI,
     LOGIN,
     USERS,
     ADD_USER,

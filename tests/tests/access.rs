@@ -287,3 +287,78 @@ fn password_logins_give_tickets_and_failures_are_rate_limited() {
         "failed logins are logged"
     );
 }
+
+#[test]
+fn bad_input_on_access_endpoints_gets_400_and_changes_nothing() {
+    let server = TestServer::start();
+    let http = server.api_client();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let before_users = std::fs::read(server.config_dir.join("users.json")).ok();
+    let before_acl = std::fs::read(server.config_dir.join("acl.json")).unwrap();
+    let long = "x".repeat(300);
+    let cases: Vec<(hyper::Method, String, serde_json::Value)> = vec![
+        (
+            hyper::Method::POST,
+            "/api2/json/access/users".into(),
+            serde_json::json!({"userid": "../evil@local"}),
+        ),
+        (
+            hyper::Method::POST,
+            "/api2/json/access/users".into(),
+            serde_json::json!({"userid": format!("{long}@local")}),
+        ),
+        (
+            hyper::Method::POST,
+            "/api2/json/access/users".into(),
+            serde_json::json!({"userid": "a@local", "bogus": 1}),
+        ),
+        (
+            hyper::Method::POST,
+            "/api2/json/access/users".into(),
+            serde_json::json!({"userid": 42}),
+        ),
+        (
+            hyper::Method::POST,
+            "/api2/json/access/users".into(),
+            serde_json::json!({"userid": "a@local", "password": "short"}),
+        ),
+        (
+            hyper::Method::PUT,
+            "/api2/json/access/acl".into(),
+            serde_json::json!({"path": "/datastore/../x", "role": "Admin", "auth-id": "a@local"}),
+        ),
+        (
+            hyper::Method::PUT,
+            "/api2/json/access/acl".into(),
+            serde_json::json!({"path": "/", "role": "God", "auth-id": "a@local"}),
+        ),
+        (
+            hyper::Method::PUT,
+            "/api2/json/access/acl".into(),
+            serde_json::json!({"path": "/", "role": "Admin", "auth-id": "a\u{0}b@local"}),
+        ),
+        (
+            hyper::Method::POST,
+            "/api2/json/access/users/a%2F..%40local/token/t".into(),
+            serde_json::json!({}),
+        ),
+    ];
+    for (method, path, body) in cases {
+        let status = rt
+            .block_on(http.request(method.clone(), &path, Some(&body)))
+            .unwrap()
+            .status();
+        assert_eq!(status, 400, "{method} {path} {body}");
+    }
+    assert_eq!(
+        std::fs::read(server.config_dir.join("users.json")).ok(),
+        before_users
+    );
+    assert_eq!(
+        std::fs::read(server.config_dir.join("acl.json")).unwrap(),
+        before_acl
+    );
+}

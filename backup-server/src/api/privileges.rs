@@ -27,6 +27,7 @@ pub enum Requirement {
 /// Every REST route and its requirement.
 pub const ROUTE_REQUIREMENTS: &[(Route, Requirement)] = &[
     (routes::VERSION, Requirement::Authenticated),
+    (routes::OPENAPI, Requirement::Authenticated),
     (routes::LOGIN, Requirement::Public),
     (
         routes::USERS,
