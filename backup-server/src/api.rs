@@ -87,6 +87,7 @@ async fn dispatch(
         r if r == routes::SNAPSHOT_PROTECTED => {
             snapshots::protect(&state, &auth, &params, req).await
         }
+        r if r == routes::GROUP_OWNER => snapshots::set_owner(&state, &params, req).await,
         r if r == routes::DATASTORE_STATUS => status::get(&state, &params).await,
         r if r == routes::START_GC => maintenance::gc(&state, &auth, &params),
         r if r == routes::START_VERIFY => maintenance::verify(&state, &auth, &params, req).await,
@@ -120,7 +121,9 @@ fn check_requirement(
     query: Option<&str>,
 ) -> ApiResult<()> {
     let (path, needed) = match requirement {
-        privileges::Requirement::Authenticated | privileges::Requirement::Public => {
+        privileges::Requirement::Authenticated
+        | privileges::Requirement::Public
+        | privileges::Requirement::DatastoreBody(_) => {
             return Ok(());
         }
         privileges::Requirement::System(needed) => (crate::access::AclPath::root(), needed),
@@ -161,6 +164,25 @@ pub fn caller_privs(
     let access = crate::access::AccessConfig::load(&state.config)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))?;
     Ok(access.privs(&auth.authid()?, path))
+}
+
+/// Refuses (403) a caller without any of `needed` on the datastore namespace.
+pub fn require_store_privs(
+    state: &ServerState,
+    auth: &AuthId,
+    store: &str,
+    ns: &datastore::names::Namespace,
+    needed: crate::access::Privs,
+) -> ApiResult<()> {
+    if store_privs(state, auth, store, ns)?.intersects(needed) {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden(format!(
+        "{} needs {} on /datastore/{store}{}{ns}",
+        auth.0,
+        needed.names().join(" or "),
+        if ns.is_root() { "" } else { "/" }
+    )))
 }
 
 /// The caller's privileges on a datastore namespace.

@@ -23,6 +23,10 @@ fn privilege_json(req: Requirement) -> Value {
         Requirement::System(p) => {
             json!({ "check": "any of these privileges on /", "privileges": p.names() })
         }
+        Requirement::DatastoreBody(p) => json!({
+            "check": "any of these privileges on /datastore/{store}[/{ns}], ns from the body",
+            "privileges": p.names(),
+        }),
         Requirement::Datastore(p) => json!({
             "check": "any of these privileges on /datastore/{store}[/{ns}]",
             "privileges": p.names(),

@@ -231,6 +231,17 @@ pub const ROUTE_DOCS: &[RouteDoc] = &[
         answer: "{}",
     },
     RouteDoc {
+        route: routes::GROUP_OWNER,
+        summary: "Change the owner of a backup group",
+        query: &[
+            NS,
+            ("backup-type", "string", true, "host, vm or ct"),
+            ("backup-id", "string", true, "backup id"),
+        ],
+        body: &[("owner", "string", true, "user@realm or user@realm!token")],
+        answer: "{}",
+    },
+    RouteDoc {
         route: routes::DATASTORE_STATUS,
         summary: "Disk, chunks, dedup factor, snapshot and group counts, last GC",
         query: &[],

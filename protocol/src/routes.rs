@@ -50,6 +50,11 @@ pub const SNAPSHOT_PROTECTED: Route = Route {
     method: Method::Put,
     path: "/api2/json/admin/datastore/{store}/protected",
 };
+/// Change a group's owner (query: `ns`, `backup-type`, `backup-id`; body: `{"owner": AUTHID}`).
+pub const GROUP_OWNER: Route = Route {
+    method: Method::Put,
+    path: "/api2/json/admin/datastore/{store}/owner",
+};
 /// Datastore status (answer: [`crate::types::DatastoreStatus`]).
 pub const DATASTORE_STATUS: Route = Route {
     method: Method::Get,
@@ -191,6 +196,7 @@ pub const REST_ROUTES: &[Route] = &[
     SNAPSHOTS,
     FORGET_SNAPSHOT,
     SNAPSHOT_PROTECTED,
+    GROUP_OWNER,
     DATASTORE_STATUS,
     START_GC,
     START_VERIFY,

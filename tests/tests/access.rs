@@ -87,7 +87,9 @@ fn every_route_checks_its_privilege_for_every_role() {
             let needed = match requirement {
                 Requirement::Public => continue,
                 Requirement::Authenticated => None,
-                Requirement::System(p) | Requirement::Datastore(p) => Some(*p),
+                Requirement::System(p)
+                | Requirement::Datastore(p)
+                | Requirement::DatastoreBody(p) => Some(*p),
             };
             let path = fill_path(
                 route.path,
@@ -191,9 +193,38 @@ fn backup_tokens_stay_in_their_own_groups_and_auditors_cannot_read() {
         work.path().join("mine").to_str().unwrap(),
     ]));
 
+    // An admin hands Bob's group to Alice's token: now she may back up into it.
+    let owner = format!(
+        "{}?backup-type=host&backup-id=b",
+        fill_path(
+            protocol::routes::GROUP_OWNER.path,
+            &[("store", TestServer::STORE)]
+        )
+    );
+    let body = serde_json::json!({ "owner": alice.0 });
+    let status = rt
+        .block_on(http.request(hyper::Method::PUT, &owner, Some(&body)))
+        .unwrap()
+        .status();
+    assert_eq!(status, 403, "a backup token may not change owners");
+    let status = rt
+        .block_on(
+            server
+                .api_client()
+                .request(hyper::Method::PUT, &owner, Some(&body)),
+        )
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    run_ok(client_as(&server, &alice.0, &alice.1).args(["backup", &spec, "--backup-id", "b"]));
+
     // The auditor lists everything but cannot read archives or chunks.
     let listed = json(client_as(&server, &carol.0, &carol.1).arg("snapshots"));
-    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        3,
+        "a, b and alice's backup into b"
+    );
     refused(client_as(&server, &carol.0, &carol.1).args([
         "restore",
         a_snap,

@@ -17,6 +17,7 @@ use protocol::types::{
 };
 
 use super::{PathParams, param};
+use crate::access::privileges::{DATASTORE_MODIFY, DATASTORE_PRUNE, DATASTORE_VERIFY};
 use crate::auth::AuthId;
 use crate::error::{ApiError, ApiResult, json_response};
 use crate::http_util::{blocking, read_json};
@@ -50,6 +51,8 @@ pub(super) async fn verify(
 ) -> ApiResult<Response<Full<Bytes>>> {
     let request: VerifyRequest = read_json(req.into_body()).await?;
     let open = state.open_store(param(params, "store")?)?;
+    let ns: Namespace = request.ns.as_deref().unwrap_or("").parse()?;
+    super::require_store_privs(state, auth, &open.name, &ns, DATASTORE_VERIFY)?;
     let selection = Selection::from_request(&request)?;
     let store = Arc::clone(&open.store);
     let snapshots = blocking(move || {
@@ -137,6 +140,9 @@ pub(super) async fn prune(
     req: Request<Incoming>,
 ) -> ApiResult<Response<Full<Bytes>>> {
     let request: PruneRequest = read_json(req.into_body()).await?;
+    let store_name = param(params, "store")?;
+    let prune_privs = DATASTORE_MODIFY.union(DATASTORE_PRUNE);
+    super::require_store_privs(state, auth, store_name, &request.ns.parse()?, prune_privs)?;
     let rules = keep_rules(&request.keep)?;
     if rules.is_empty() {
         return Err(ApiError::bad_request(
@@ -157,8 +163,26 @@ pub(super) async fn prune(
     let open = state.open_store(param(params, "store")?)?;
     let store = Arc::clone(&open.store);
     let now = now();
+    // Without Datastore.Modify (a power user) only the caller's own groups are pruned.
+    let only_own = !super::store_privs(state, auth, &open.name, &ns)?.intersects(DATASTORE_MODIFY);
+    let caller = auth.clone();
     let decisions = blocking(move || {
-        crate::maintenance::plan_prune(&store, &ns, group_filter.as_ref(), &rules, now)
+        let mut decisions =
+            crate::maintenance::plan_prune(&store, &ns, group_filter.as_ref(), &rules, now)?;
+        if only_own {
+            let mut owners = std::collections::HashMap::new();
+            let mut kept = Vec::new();
+            for (snap, reason) in decisions {
+                if !owners.contains_key(&snap.group) {
+                    owners.insert(snap.group.clone(), store.group_owner(&snap.group)?);
+                }
+                if super::owns(&caller, owners[&snap.group].as_deref()) {
+                    kept.push((snap, reason));
+                }
+            }
+            decisions = kept;
+        }
+        Ok(decisions)
     })
     .await?;
     let items: Vec<PrunePlanItem> = decisions

@@ -22,6 +22,9 @@ pub enum Requirement {
     /// Any of these privileges on `/datastore/{store}` or, when the request names a
     /// namespace (query `ns`), on `/datastore/{store}/{ns}`.
     Datastore(Privs),
+    /// Like `Datastore`, but the namespace is in the JSON body: the handler checks it
+    /// (with [`super::require_store_privs`]) once it has read the body.
+    DatastoreBody(Privs),
 }
 
 /// Every REST route and its requirement.
@@ -54,17 +57,21 @@ pub const ROUTE_REQUIREMENTS: &[(Route, Requirement)] = &[
         Requirement::Datastore(DATASTORE_MODIFY.union(DATASTORE_BACKUP)),
     ),
     (
+        routes::GROUP_OWNER,
+        Requirement::Datastore(DATASTORE_MODIFY),
+    ),
+    (
         routes::DATASTORE_STATUS,
         Requirement::Datastore(DATASTORE_AUDIT),
     ),
     (routes::START_GC, Requirement::Datastore(DATASTORE_MODIFY)),
     (
         routes::START_VERIFY,
-        Requirement::Datastore(DATASTORE_VERIFY),
+        Requirement::DatastoreBody(DATASTORE_VERIFY),
     ),
     (
         routes::PRUNE,
-        Requirement::Datastore(DATASTORE_MODIFY.union(DATASTORE_PRUNE)),
+        Requirement::DatastoreBody(DATASTORE_MODIFY.union(DATASTORE_PRUNE)),
     ),
     (
         routes::NAMESPACES,

@@ -168,3 +168,50 @@ pub(super) async fn protect(
     blocking(move || Ok(store.set_protected(&snapshot, body.protected)?)).await?;
     json_response(&serde_json::json!({}))
 }
+
+/// `PUT .../owner`: hands a group to another user or token.
+pub(super) async fn set_owner(
+    state: &Arc<ServerState>,
+    params: &PathParams,
+    req: Request<Incoming>,
+) -> ApiResult<Response<Full<Bytes>>> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "kebab-case", deny_unknown_fields)]
+    struct GroupQuery {
+        #[serde(default)]
+        ns: String,
+        backup_type: String,
+        backup_id: String,
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct OwnerBody {
+        owner: String,
+    }
+    let query: GroupQuery = parse_query(req.uri().query())?;
+    let body: OwnerBody = read_json(req.into_body()).await?;
+    let owner: crate::access::Authid = body
+        .owner
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("invalid owner '{}'", body.owner)))?;
+    let group = BackupGroup::new(
+        query.ns.parse()?,
+        query.backup_type.parse()?,
+        &query.backup_id,
+    )?;
+    let open = state.open_store(param(params, "store")?)?;
+    if open
+        .store
+        .list_group_snapshots(&group)
+        .map(|s| s.is_empty())
+        .unwrap_or(true)
+    {
+        return Err(ApiError::NotFound(format!(
+            "no group {}/{}",
+            group.backup_type, group.backup_id
+        )));
+    }
+    let store = Arc::clone(&open.store);
+    blocking(move || Ok(store.set_group_owner(&group, &owner.to_string())?)).await?;
+    json_response(&serde_json::json!({}))
+}
