@@ -78,6 +78,7 @@ async fn dispatch(
         }
         r if r == routes::USERS => access::users(&state).await,
         r if r == routes::ADD_USER => access::add_user(&state, req).await,
+        r if r == routes::UPDATE_USER => access::update_user(&state, &params, req).await,
         r if r == routes::REMOVE_USER => access::remove_user(&state, &params).await,
         r if r == routes::ADD_TOKEN => access::add_token(&state, &auth, &params, req).await,
         r if r == routes::ACL => access::acl(&state).await,

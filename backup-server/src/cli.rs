@@ -180,6 +180,22 @@ pub enum UserCommand {
         #[command(flatten)]
         target: AdminArgs,
     },
+    /// Enable or disable a user (and with it its tokens), set its expiry or password.
+    Update {
+        userid: String,
+        #[arg(long, action = clap::ArgAction::Set)]
+        enable: Option<bool>,
+        /// Epoch seconds; 0 removes the expiry.
+        #[arg(long)]
+        expire: Option<i64>,
+        #[arg(long)]
+        comment: Option<String>,
+        /// Read a new password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        target: AdminArgs,
+    },
     /// Remove a user, its tokens and ACL entries.
     Remove {
         userid: String,
@@ -473,6 +489,26 @@ fn run_admin(command: Command) -> Result<std::process::ExitCode> {
             } => {
                 let target = AdminTarget::connect(&target)?;
                 admin::access::user_add(&target, &userid, password_stdin, comment).await
+            }
+            Command::User {
+                command:
+                    UserCommand::Update {
+                        userid,
+                        enable,
+                        expire,
+                        comment,
+                        password_stdin,
+                        target,
+                    },
+            } => {
+                let target = AdminTarget::connect(&target)?;
+                let password = password_stdin
+                    .then(admin::access::read_password)
+                    .transpose()?;
+                let body = serde_json::json!({
+                    "enable": enable, "expire": expire, "comment": comment, "password": password,
+                });
+                admin::access::user_update(&target, &userid, &body).await
             }
             Command::User {
                 command: UserCommand::List { target },

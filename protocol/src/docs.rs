@@ -152,6 +152,34 @@ pub const ROUTE_DOCS: &[RouteDoc] = &[
         answer: "{}",
     },
     RouteDoc {
+        route: routes::UPDATE_USER,
+        summary: "Enable or disable a user, set its expiry, comment or password",
+        query: &[],
+        body: &[
+            (
+                "enable",
+                "boolean",
+                false,
+                "a disabled user and its tokens cannot log in",
+            ),
+            (
+                "expire",
+                "integer",
+                false,
+                "epoch seconds; 0 removes the expiry",
+            ),
+            ("comment", "string", false, "free text"),
+            ("password", "string", false, "new password"),
+            (
+                "digest",
+                "string",
+                false,
+                "digest of users.json the change is based on",
+            ),
+        ],
+        answer: "{}",
+    },
+    RouteDoc {
         route: routes::REMOVE_USER,
         summary: "Remove a user with its tokens and ACL entries",
         query: &[],

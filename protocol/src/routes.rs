@@ -154,6 +154,11 @@ pub const ADD_USER: Route = Route {
     method: Method::Post,
     path: "/api2/json/access/users",
 };
+/// Change a user (body: `{enable?, expire?, comment?, password?, digest?}`).
+pub const UPDATE_USER: Route = Route {
+    method: Method::Put,
+    path: "/api2/json/access/users/{userid}",
+};
 /// Remove a user with its ACL entries and tokens.
 pub const REMOVE_USER: Route = Route {
     method: Method::Delete,
@@ -189,6 +194,7 @@ pub const REST_ROUTES: &[Route] = &[
     LOGIN,
     USERS,
     ADD_USER,
+    UPDATE_USER,
     REMOVE_USER,
     ADD_TOKEN,
     ACL,

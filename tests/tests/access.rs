@@ -393,3 +393,33 @@ fn bad_input_on_access_endpoints_gets_400_and_changes_nothing() {
         before_acl
     );
 }
+
+#[test]
+fn a_disabled_user_takes_its_tokens_with_it() {
+    let server = TestServer::start();
+    let (token, secret) = principal(&server, "frank@local", "Audit", "/", None);
+    let http = http_as(&server, &token, &secret);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let version = || {
+        rt.block_on(http.request(
+            hyper::Method::GET,
+            protocol::routes::VERSION.path,
+            None::<&()>,
+        ))
+        .unwrap()
+        .status()
+    };
+    assert_eq!(version(), 200);
+    run_ok(&mut server.admin(&["user", "update", "frank@local", "--enable", "false"]));
+    assert_eq!(version(), 401);
+    run_ok(&mut server.admin(&["user", "update", "frank@local", "--enable", "true"]));
+    assert_eq!(version(), 200);
+    run_ok(&mut server.admin(&["user", "update", "frank@local", "--expire", "1"]));
+    assert_eq!(version(), 401, "an expired user's token is refused");
+    run_ok(&mut server.admin(&["user", "remove", "frank@local"]));
+    run_ok(&mut server.admin(&["user", "add", "frank@local"]));
+    assert_eq!(version(), 401, "removing a user removes its tokens");
+}

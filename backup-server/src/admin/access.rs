@@ -14,16 +14,7 @@ pub async fn user_add(
     password_stdin: bool,
     comment: Option<String>,
 ) -> Result<ExitCode> {
-    let password = if password_stdin {
-        let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .context("reading the password from stdin")?;
-        Some(line.trim_end_matches(['\n', '\r']).to_string())
-    } else {
-        None
-    };
+    let password = password_stdin.then(read_password).transpose()?;
     let body = serde_json::json!({ "userid": userid, "password": password, "comment": comment });
     let _: serde_json::Value = target
         .http
@@ -31,6 +22,39 @@ pub async fn user_add(
         .await?;
     target.done(&serde_json::json!({ "added": userid }), || {
         println!("added user {userid}")
+    })
+}
+
+/// The first line of stdin, for `--password-stdin`.
+pub fn read_password() -> Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+pub async fn user_update(
+    target: &AdminTarget,
+    userid: &str,
+    body: &serde_json::Value,
+) -> Result<ExitCode> {
+    let path = fill_path(routes::UPDATE_USER.path, &[("userid", userid)]);
+    // Unset options stay unchanged: send only what was given.
+    let body: serde_json::Map<String, serde_json::Value> = body
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let _: serde_json::Value = target
+        .http
+        .call_json(hyper::Method::PUT, &path, Some(&body))
+        .await?;
+    target.done(&serde_json::json!({ "updated": userid }), || {
+        println!("updated user {userid}")
     })
 }
 

@@ -194,6 +194,64 @@ pub(super) async fn add_user(
     json_response(&serde_json::json!({}))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateUserRequest {
+    #[serde(default)]
+    enable: Option<bool>,
+    #[serde(default)]
+    expire: Option<i64>,
+    #[serde(default)]
+    comment: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    digest: Option<String>,
+}
+
+pub(super) async fn update_user(
+    state: &Arc<ServerState>,
+    params: &PathParams,
+    req: Request<Incoming>,
+) -> ApiResult<Response<Full<Bytes>>> {
+    let userid: Userid = parse("userid", param(params, "userid")?)?;
+    let request: UpdateUserRequest = read_json(req.into_body()).await?;
+    let config = state.config.clone();
+    run(move || {
+        let hash = match &request.password {
+            Some(password) => {
+                crate::access::users::check_password_strength(password)?;
+                Some(
+                    crate::access::users::hash_password(password)
+                        .map_err(|e| AccessError::Conflict(e.to_string()))?,
+                )
+            }
+            None => None,
+        };
+        crate::access::update_users(&config, request.digest.as_deref(), |file| {
+            let user = file.get_mut(&userid).ok_or_else(|| AccessError::NotFound {
+                what: "user",
+                name: userid.to_string(),
+            })?;
+            if let Some(enable) = request.enable {
+                user.enable = enable;
+            }
+            if let Some(expire) = request.expire {
+                user.expire = (expire != 0).then_some(expire);
+            }
+            if let Some(comment) = request.comment {
+                user.comment = Some(comment);
+            }
+            if hash.is_some() {
+                user.password_hash = hash;
+            }
+            Ok(())
+        })
+    })
+    .await?;
+    json_response(&serde_json::json!({}))
+}
+
 pub(super) async fn remove_user(
     state: &Arc<ServerState>,
     params: &PathParams,

@@ -37,6 +37,7 @@ pub const ROUTE_REQUIREMENTS: &[(Route, Requirement)] = &[
         Requirement::System(SYS_AUDIT.union(PERMISSIONS_MODIFY)),
     ),
     (routes::ADD_USER, Requirement::System(PERMISSIONS_MODIFY)),
+    (routes::UPDATE_USER, Requirement::System(PERMISSIONS_MODIFY)),
     (routes::REMOVE_USER, Requirement::System(PERMISSIONS_MODIFY)),
     (routes::ADD_TOKEN, Requirement::Authenticated),
     (
