@@ -42,6 +42,12 @@ async fn run<T: Send + 'static>(
         .map_err(access_error)
 }
 
+/// A new password's hash, after the strength check.
+fn hash_new_password(password: &str) -> Result<String, AccessError> {
+    crate::access::users::check_password_strength(password)?;
+    crate::access::users::hash_password(password).map_err(|e| AccessError::Conflict(e.to_string()))
+}
+
 fn parse<T: std::str::FromStr>(what: &str, value: &str) -> ApiResult<T> {
     value
         .parse()
@@ -166,16 +172,11 @@ pub(super) async fn add_user(
     }
     let config = state.config.clone();
     run(move || {
-        let hash = match &request.password {
-            Some(password) => {
-                crate::access::users::check_password_strength(password)?;
-                Some(
-                    crate::access::users::hash_password(password)
-                        .map_err(|e| AccessError::Conflict(e.to_string()))?,
-                )
-            }
-            None => None,
-        };
+        let hash = request
+            .password
+            .as_deref()
+            .map(hash_new_password)
+            .transpose()?;
         crate::access::update_users(&config, request.digest.as_deref(), |file| {
             if file.get(&userid).is_some() {
                 return Err(AccessError::Conflict(format!(
@@ -218,16 +219,11 @@ pub(super) async fn update_user(
     let request: UpdateUserRequest = read_json(req.into_body()).await?;
     let config = state.config.clone();
     run(move || {
-        let hash = match &request.password {
-            Some(password) => {
-                crate::access::users::check_password_strength(password)?;
-                Some(
-                    crate::access::users::hash_password(password)
-                        .map_err(|e| AccessError::Conflict(e.to_string()))?,
-                )
-            }
-            None => None,
-        };
+        let hash = request
+            .password
+            .as_deref()
+            .map(hash_new_password)
+            .transpose()?;
         crate::access::update_users(&config, request.digest.as_deref(), |file| {
             let user = file.get_mut(&userid).ok_or_else(|| AccessError::NotFound {
                 what: "user",

@@ -4,17 +4,13 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use datastore::duration::{CalendarDuration, parse_duration};
 use datastore::names::{BackupType, Namespace};
-use datastore::prune::KeepRules;
 use datastore::snapshot::{BackupGroup, SnapshotRef};
 use datastore::verify::VerifyOptions;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use protocol::types::{
-    KeepOptions, PrunePlanItem, PruneRequest, PruneResponse, TaskStarted, VerifyRequest,
-};
+use protocol::types::{PrunePlanItem, PruneRequest, PruneResponse, TaskStarted, VerifyRequest};
 
 use super::{PathParams, param};
 use crate::access::privileges::{DATASTORE_MODIFY, DATASTORE_PRUNE, DATASTORE_VERIFY};
@@ -143,7 +139,8 @@ pub(super) async fn prune(
     let store_name = param(params, "store")?;
     let prune_privs = DATASTORE_MODIFY.union(DATASTORE_PRUNE);
     super::require_store_privs(state, auth, store_name, &request.ns.parse()?, prune_privs)?;
-    let rules = keep_rules(&request.keep)?;
+    let rules = crate::jobs::config::keep_rules(&request.keep)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     if rules.is_empty() {
         return Err(ApiError::bad_request(
             "no keep option given: pass at least one --keep-* option (prune never removes everything by default)",
@@ -209,28 +206,5 @@ pub(super) async fn prune(
     json_response(&PruneResponse {
         plan: items,
         upid: Some(upid),
-    })
-}
-
-fn keep_rules(keep: &KeepOptions) -> ApiResult<KeepRules> {
-    let duration = |name: &str, value: &Option<String>| -> ApiResult<Option<CalendarDuration>> {
-        value
-            .as_deref()
-            .map(|v| parse_duration(v).map_err(|e| ApiError::bad_request(format!("{name}: {e}"))))
-            .transpose()
-    };
-    Ok(KeepRules {
-        last: keep.keep_last,
-        hourly: keep.keep_hourly,
-        daily: keep.keep_daily,
-        weekly: keep.keep_weekly,
-        monthly: keep.keep_monthly,
-        yearly: keep.keep_yearly,
-        within: duration("keep-within", &keep.keep_within)?,
-        within_hourly: duration("keep-within-hourly", &keep.keep_within_hourly)?,
-        within_daily: duration("keep-within-daily", &keep.keep_within_daily)?,
-        within_weekly: duration("keep-within-weekly", &keep.keep_within_weekly)?,
-        within_monthly: duration("keep-within-monthly", &keep.keep_within_monthly)?,
-        within_yearly: duration("keep-within-yearly", &keep.keep_within_yearly)?,
     })
 }
