@@ -195,9 +195,53 @@ pub fn parse_snapshot(ns: Namespace, s: &str) -> Result<SnapshotRef, NameError> 
     })
 }
 
+/// A finished snapshot as a candidate parent of a new backup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParentCandidate {
+    pub time: i64,
+    /// Its last verify failed: its chunks may be damaged, so it is never a parent.
+    pub verify_failed: bool,
+}
+
+/// The parent of a new snapshot taken at `new_time`: the newest candidate not newer than
+/// `new_time` whose verify did not fail. Its chunks are what a chunking client may reuse.
+pub fn choose_parent(candidates: &[ParentCandidate], new_time: i64) -> Option<i64> {
+    candidates
+        .iter()
+        .filter(|c| c.time <= new_time && !c.verify_failed)
+        .map(|c| c.time)
+        .max()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parent_is_the_newest_good_snapshot_not_newer_than_the_new_one() {
+        let c = |time, verify_failed| ParentCandidate {
+            time,
+            verify_failed,
+        };
+        let cases: &[(&[ParentCandidate], i64, Option<i64>)] = &[
+            (&[], 100, None),
+            (&[c(50, false)], 100, Some(50)),
+            (&[c(50, false), c(80, false)], 100, Some(80)),
+            (&[c(80, false), c(50, false)], 100, Some(80)),
+            (&[c(50, false), c(100, false)], 100, Some(100)),
+            (&[c(50, false), c(150, false)], 100, Some(50)),
+            (&[c(50, false), c(80, true)], 100, Some(50)),
+            (&[c(80, true)], 100, None),
+            (&[c(150, false)], 100, None),
+        ];
+        for (candidates, new_time, expected) in cases {
+            assert_eq!(
+                choose_parent(candidates, *new_time),
+                *expected,
+                "{candidates:?} at {new_time}"
+            );
+        }
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -55,6 +55,12 @@ pub const GROUP_OWNER: Route = Route {
     method: Method::Put,
     path: "/api2/json/admin/datastore/{store}/owner",
 };
+/// The datastore's chunker parameters, which a chunking client must cut with (answer:
+/// [`crate::types::ChunkerConfig`]).
+pub const DATASTORE_CHUNKER: Route = Route {
+    method: Method::Get,
+    path: "/api2/json/admin/datastore/{store}/chunker",
+};
 /// Datastore status (answer: [`crate::types::DatastoreStatus`]).
 pub const DATASTORE_STATUS: Route = Route {
     method: Method::Get,
@@ -203,6 +209,7 @@ pub const REST_ROUTES: &[Route] = &[
     FORGET_SNAPSHOT,
     SNAPSHOT_PROTECTED,
     GROUP_OWNER,
+    DATASTORE_CHUNKER,
     DATASTORE_STATUS,
     START_GC,
     START_VERIFY,
@@ -229,6 +236,46 @@ pub const SESSION_ARCHIVE: Route = Route {
     method: Method::Post,
     path: "/archive",
 };
+/// Inside a backup session (chunked mode): the index of the same archive in the parent
+/// snapshot, as stored (`.didx` bytes), chosen by the server: the newest finished snapshot of
+/// the group not newer than this one whose verify did not fail and whose chunks are all
+/// present (query: [`crate::types::ArchiveUploadParams`]). The server touches those chunks so
+/// that GC keeps them while the session runs, and from then on accepts their digests in
+/// appends. The answer's [`PREVIOUS_SNAPSHOT_HEADER`] names the parent; `404` means there is
+/// none and every chunk must be uploaded.
+pub const SESSION_PREVIOUS_INDEX: Route = Route {
+    method: Method::Get,
+    path: "/previous-index",
+};
+/// Inside a backup session (chunked mode): open a dynamic index writer for an archive
+/// (query: [`crate::types::ArchiveUploadParams`]; answer: [`crate::types::IndexCreated`]).
+pub const SESSION_CREATE_INDEX: Route = Route {
+    method: Method::Post,
+    path: "/index",
+};
+/// Inside a backup session (chunked mode): upload one chunk, encoded as a chunk blob
+/// (query: [`crate::types::ChunkUploadParams`]; body: the blob; answer:
+/// [`crate::types::ChunkUploaded`]). The server decodes it, re-hashes it and refuses it
+/// (`400`, nothing stored) when the digest or the size differ from the query.
+pub const SESSION_CHUNK: Route = Route {
+    method: Method::Post,
+    path: "/chunk",
+};
+/// Inside a backup session (chunked mode): append chunks to an open index in archive
+/// order (query: [`crate::types::IndexParams`]; body: [`crate::types::IndexAppend`]). Only
+/// digests that this session uploaded, or that the parent index it downloaded holds, are
+/// accepted, each with its true size.
+pub const SESSION_APPEND_INDEX: Route = Route {
+    method: Method::Put,
+    path: "/index",
+};
+/// Inside a backup session (chunked mode): close an index (query:
+/// [`crate::types::IndexCloseParams`]; answer: [`crate::types::ArchiveUploadResponse`]).
+/// The chunk count, size and checksum must equal what the server appended.
+pub const SESSION_CLOSE_INDEX: Route = Route {
+    method: Method::Post,
+    path: "/index/close",
+};
 /// Inside a backup session: upload a small file stored as one blob (query: `file-name`).
 pub const SESSION_BLOB: Route = Route {
     method: Method::Post,
@@ -253,6 +300,9 @@ pub const READER_CHUNK: Route = Route {
     method: Method::Get,
     path: "/chunk",
 };
+
+/// Header of [`SESSION_PREVIOUS_INDEX`]'s answer: the parent snapshot's path.
+pub const PREVIOUS_SNAPSHOT_HEADER: &str = "x-backup-previous";
 
 /// Protocol token of the backup session upgrade.
 pub const BACKUP_PROTOCOL: &str = "backup-protocol-v1";

@@ -83,6 +83,101 @@ pub struct ArchiveUploadResponse {
     pub csum: String,
 }
 
+/// Answer of [`crate::routes::DATASTORE_CHUNKER`]: the content-defined chunker's limits in
+/// bytes (`min = avg / 4`, `max = avg * 4`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub struct ChunkerConfig {
+    pub avg: u64,
+    pub min: u64,
+    pub max: u64,
+}
+
+/// Answer of [`crate::routes::SESSION_CREATE_INDEX`].
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub struct IndexCreated {
+    /// Writer id, named by the appends and the close of this index.
+    pub wid: u64,
+}
+
+/// Query of [`crate::routes::SESSION_CHUNK`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ChunkUploadParams {
+    /// The index this chunk is for (its upload statistics count it).
+    pub wid: u64,
+    /// Hex SHA-256 of the plain chunk.
+    pub digest: String,
+    /// Plain size of the chunk.
+    pub size: u64,
+    /// Size of the body (the encoded blob).
+    pub encoded_size: u64,
+}
+
+/// Answer of [`crate::routes::SESSION_CHUNK`].
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub struct ChunkUploaded {
+    /// False when the store had the chunk already (it was only touched).
+    pub new: bool,
+    /// Bytes written to disk (0 when not new).
+    pub bytes_stored: u64,
+}
+
+/// Query of [`crate::routes::SESSION_APPEND_INDEX`].
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct IndexParams {
+    pub wid: u64,
+}
+
+/// One chunk appended to an index.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct AppendChunk {
+    /// Hex SHA-256 of the plain chunk.
+    pub digest: String,
+    /// Plain size of the chunk.
+    pub size: u64,
+}
+
+/// Body of [`crate::routes::SESSION_APPEND_INDEX`]: the next chunks of the archive, in order.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct IndexAppend {
+    pub chunks: Vec<AppendChunk>,
+}
+
+/// Query of [`crate::routes::SESSION_CLOSE_INDEX`]: what the client wrote, checked against
+/// what the server appended.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct IndexCloseParams {
+    pub wid: u64,
+    pub chunk_count: u64,
+    /// Archive size in bytes.
+    pub size: u64,
+    /// Hex SHA-256 index checksum (see the dynamic index format).
+    pub csum: String,
+}
+
+/// Statistics of a finished backup session: the backup task's result.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub struct BackupSessionStats {
+    /// Request body bytes received: archive streams, chunk uploads and blobs.
+    pub bytes_received: u64,
+    /// Chunks uploaded by a chunking client.
+    pub chunks_uploaded: u64,
+    /// Chunks appended by digest from the parent index (not sent).
+    pub chunks_reused: u64,
+    /// Chunks that were new to the store.
+    pub new_chunks: u64,
+    /// Encoded bytes written to the chunk store.
+    pub bytes_stored: u64,
+}
+
 /// Body of [`crate::routes::SESSION_FINISH`].
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
