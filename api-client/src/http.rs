@@ -56,7 +56,9 @@ pub struct HttpClient {
     tls: Arc<rustls::ClientConfig>,
 }
 
-/// An open session: HTTP/2 requests on the upgraded connection.
+/// An open session: HTTP/2 requests on the upgraded connection. Clones share the
+/// connection, so that several requests (chunk uploads) run on it at once.
+#[derive(Clone)]
 pub struct Session {
     pub sender: hyper::client::conn::http2::SendRequest<RequestBody>,
     /// What the server said the session is about (the snapshot path).
@@ -249,7 +251,8 @@ pub async fn read_ok_body(response: Response<Incoming>, limit: usize) -> Result<
     Ok(body.to_bytes())
 }
 
-async fn decode_json<T: DeserializeOwned>(response: Response<Incoming>) -> Result<T> {
+/// Decodes a 200 answer's `{"data": ...}`; other statuses become errors.
+pub async fn decode_json<T: DeserializeOwned>(response: Response<Incoming>) -> Result<T> {
     let body = read_ok_body(response, protocol::limits::MAX_BLOB_SIZE).await?;
     let parsed: DataResponse<T> =
         serde_json::from_slice(&body).context("the server's answer is not the expected JSON")?;

@@ -2,7 +2,9 @@
 //!
 //! The archive layer ([`archive`]) encodes a tree as tar with PAX headers on a blocking
 //! thread and restores one; [`upload`] turns the encoder's output into an HTTP body that
-//! ends only after the encoder's final result; the `api-client` crate holds the TLS
+//! ends only after the encoder's final result, which is either streamed to the server as it
+//! is (stream mode) or cut, hashed and sent as new chunks only by [`chunked`] (the default);
+//! the `api-client` crate holds the TLS
 //! connections (the server certificate pinned by fingerprint) and sessions upgraded to
 //! HTTP/2; [`commands`] has one module per subcommand.
 //!
@@ -11,6 +13,7 @@
 //! snapshot; restored data is verified chunk by chunk before it is written.
 
 pub mod archive;
+pub mod chunked;
 pub mod cli;
 pub mod commands;
 pub mod progress;

@@ -1,0 +1,322 @@
+//! Chunked upload mode: the client cuts the archive stream with the datastore's chunker,
+//! hashes every chunk, and uploads only the chunks that neither the parent snapshot's index
+//! nor this archive has sent already; every other chunk is appended by digest alone.
+//!
+//! One pipeline per archive, stages joined so that the first error stops all of them
+//! (RELIABILITY.md: no worker blocks on a pool whose peers have exited):
+//!
+//! ```text
+//! encoder body -> chunker ------> hash on blocking workers (ordered, cores + 1 in flight)
+//!              -> known? (in archive order)
+//!                   yes: append by digest
+//!                   no:  compress (at most one per core) + upload (at most UPLOAD_WINDOW)
+//!              -> append in archive order, in batches -> close (count, size, checksum)
+//! ```
+//!
+//! Memory is bounded whatever the archive size: at most `cores + 1` chunks are hashed,
+//! [`HASHED_QUEUE`] wait for the known check, and [`UPLOAD_WINDOW`] are being compressed or
+//! sent; a chunk's buffer is moved from stage to stage, never shared for writing.
+//!
+//! This module decides what to send; [`target`] says how (the session's requests, with
+//! retries) or counts instead (dry run). It must not read the file system: the archive
+//! comes from the encoder thread as an HTTP body whose end carries the encoder's result.
+
+pub mod target;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow};
+use bytes::{Bytes, BytesMut};
+use datastore::chunker::{Chunker, ChunkerParams};
+use datastore::digest::{Digest, ZeroDigests, is_all_zero};
+use datastore::index::IndexChecksum;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
+use http_body_util::BodyExt;
+use protocol::types::AppendChunk;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
+
+use crate::upload::EncoderStream;
+pub use target::Target;
+
+/// Chunk uploads in flight at once: enough to keep a link busy while others are being
+/// compressed or answered.
+pub const UPLOAD_WINDOW: usize = 8;
+/// Hashed chunks waiting for the known check.
+const HASHED_QUEUE: usize = 2;
+/// Chunks waiting to be appended (their data is gone or held by an upload).
+const APPEND_QUEUE: usize = 256;
+/// Chunks per append request.
+const APPEND_BATCH: usize = 128;
+
+/// One CPU-bound worker per core.
+pub fn workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+/// What the pipeline knows before it starts: the chunker and the parent's chunks.
+pub struct ChunkedPlan {
+    pub params: ChunkerParams,
+    /// Digests of the parent snapshot's index of this archive (empty without a parent).
+    pub parent: HashSet<Digest>,
+    pub zeros: Arc<ZeroDigests>,
+}
+
+/// What one chunked archive did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkedOutcome {
+    /// Archive bytes.
+    pub size: u64,
+    pub chunks: u64,
+    /// Chunks appended by digest because the parent index holds them.
+    pub reused_chunks: u64,
+    /// Chunks appended by digest because this archive sent them before.
+    pub repeated_chunks: u64,
+    /// Chunks sent (or, in a dry run, that would be sent).
+    pub uploaded_chunks: u64,
+    /// Plain bytes of the chunks sent.
+    pub uploaded_plain: u64,
+    /// Encoded bytes sent as chunk bodies (0 in a dry run).
+    pub uploaded_encoded: u64,
+    /// Chunks the server stored as new, and their encoded bytes.
+    pub new_chunks: u64,
+    pub bytes_stored: u64,
+    /// Index checksum over every (end, digest) entry.
+    pub csum: Digest,
+}
+
+/// A chunk with its name.
+struct Hashed {
+    digest: Digest,
+    data: Bytes,
+}
+
+/// One index entry, in archive order, once its chunk is safe to append.
+enum Pending {
+    /// Known chunk: nothing to send.
+    Known {
+        digest: Digest,
+        size: u64,
+        from_parent: bool,
+    },
+    /// New chunk: append once its upload has been answered.
+    Upload(AbortOnDrop<Result<target::Uploaded>>),
+}
+
+/// Runs the pipeline over `body` into `target` and returns what was done. The caller closes
+/// the index (a session target) with the outcome's count, size and checksum.
+pub async fn upload_archive(
+    body: EncoderStream,
+    plan: ChunkedPlan,
+    target: Target,
+) -> Result<ChunkedOutcome> {
+    let (hashed_tx, hashed_rx) = mpsc::channel(HASHED_QUEUE);
+    let (pending_tx, pending_rx) = mpsc::channel(APPEND_QUEUE);
+    let ChunkedPlan {
+        params,
+        parent,
+        zeros,
+    } = plan;
+    let chunking = chunk_and_hash(body, params, zeros, hashed_tx);
+    let dispatching = dispatch(hashed_rx, parent, target.clone(), pending_tx);
+    let appending = append_in_order(pending_rx, target);
+    let ((), (), outcome) = tokio::try_join!(chunking, dispatching, appending)?;
+    Ok(outcome)
+}
+
+/// Stage 1: cuts the body into chunks and hashes them on blocking workers, passing them on
+/// in archive order.
+async fn chunk_and_hash(
+    mut body: EncoderStream,
+    params: ChunkerParams,
+    zeros: Arc<ZeroDigests>,
+    tx: mpsc::Sender<Hashed>,
+) -> Result<()> {
+    let mut chunker = Chunker::new(params);
+    let mut pending = BytesMut::new();
+    let mut hashing = FuturesOrdered::new();
+    let limit = workers() + 1;
+    let submit = async |chunk: Bytes, hashing: &mut FuturesOrdered<_>| -> Result<()> {
+        while hashing.len() >= limit {
+            forward(hashing, &tx).await?;
+        }
+        let zeros = Arc::clone(&zeros);
+        hashing.push_back(AbortOnDrop(tokio::task::spawn_blocking(move || {
+            hash_chunk(chunk, &zeros)
+        })));
+        Ok(())
+    };
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| anyhow!("the archive stream failed: {e}"))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let mut rest = &data[..];
+        while let Some(n) = chunker.scan(rest) {
+            pending.extend_from_slice(&rest[..n]);
+            submit(pending.split().freeze(), &mut hashing).await?;
+            rest = &rest[n..];
+        }
+        pending.extend_from_slice(rest);
+    }
+    if !pending.is_empty() {
+        submit(pending.split().freeze(), &mut hashing).await?;
+    }
+    while !hashing.is_empty() {
+        forward(&mut hashing, &tx).await?;
+    }
+    Ok(())
+}
+
+type HashJob = AbortOnDrop<Hashed>;
+
+/// Passes the oldest hashed chunk on.
+async fn forward(hashing: &mut FuturesOrdered<HashJob>, tx: &mpsc::Sender<Hashed>) -> Result<()> {
+    if let Some(hashed) = hashing.next().await {
+        tx.send(hashed?)
+            .await
+            .map_err(|_| anyhow!("the upload pipeline stopped"))?;
+    }
+    Ok(())
+}
+
+/// The digest of a chunk: all-zero chunks take theirs from the table instead of hashing.
+fn hash_chunk(data: Bytes, zeros: &ZeroDigests) -> Hashed {
+    let digest = if is_all_zero(&data) {
+        zeros.digest(data.len())
+    } else {
+        Digest::of(&data)
+    };
+    Hashed { digest, data }
+}
+
+/// Stage 2: in archive order, decides for each chunk whether it is known (append by digest)
+/// or new (start its upload). A chunk that repeats within the archive is sent once: its
+/// later appends come after the first one's, which waits for the upload's answer.
+async fn dispatch(
+    mut rx: mpsc::Receiver<Hashed>,
+    parent: HashSet<Digest>,
+    target: Target,
+    tx: mpsc::Sender<Pending>,
+) -> Result<()> {
+    let mut sent: HashSet<Digest> = HashSet::new();
+    let uploads = Arc::new(Semaphore::new(UPLOAD_WINDOW));
+    let compressors = Arc::new(Semaphore::new(workers()));
+    while let Some(Hashed { digest, data }) = rx.recv().await {
+        let size = data.len() as u64;
+        let pending = if parent.contains(&digest) || sent.contains(&digest) {
+            Pending::Known {
+                digest,
+                size,
+                from_parent: parent.contains(&digest),
+            }
+        } else {
+            sent.insert(digest);
+            let permit = Arc::clone(&uploads)
+                .acquire_owned()
+                .await
+                .context("upload window closed")?;
+            let target = target.clone();
+            let compressors = Arc::clone(&compressors);
+            Pending::Upload(AbortOnDrop(tokio::spawn(async move {
+                let uploaded = target.upload(digest, data, &compressors).await;
+                drop(permit);
+                uploaded
+            })))
+        };
+        tx.send(pending)
+            .await
+            .map_err(|_| anyhow!("the upload pipeline stopped"))?;
+    }
+    Ok(())
+}
+
+/// Stage 3: appends the chunks in archive order, each new one after its upload was answered.
+async fn append_in_order(mut rx: mpsc::Receiver<Pending>, target: Target) -> Result<ChunkedOutcome> {
+    let mut outcome = ChunkedOutcome {
+        size: 0,
+        chunks: 0,
+        reused_chunks: 0,
+        repeated_chunks: 0,
+        uploaded_chunks: 0,
+        uploaded_plain: 0,
+        uploaded_encoded: 0,
+        new_chunks: 0,
+        bytes_stored: 0,
+        csum: Digest([0; 32]),
+    };
+    let mut csum = IndexChecksum::new();
+    let mut batch = Vec::with_capacity(APPEND_BATCH);
+    while let Some(pending) = rx.recv().await {
+        let (digest, size) = match pending {
+            Pending::Known {
+                digest,
+                size,
+                from_parent,
+            } => {
+                if from_parent {
+                    outcome.reused_chunks += 1;
+                } else {
+                    outcome.repeated_chunks += 1;
+                }
+                (digest, size)
+            }
+            Pending::Upload(job) => {
+                let uploaded = job.await??;
+                outcome.uploaded_chunks += 1;
+                outcome.uploaded_plain += uploaded.size;
+                outcome.uploaded_encoded += uploaded.encoded_size;
+                if uploaded.new {
+                    outcome.new_chunks += 1;
+                    outcome.bytes_stored += uploaded.bytes_stored;
+                }
+                (uploaded.digest, uploaded.size)
+            }
+        };
+        outcome.size += size;
+        outcome.chunks += 1;
+        csum.add(outcome.size, &digest);
+        batch.push(AppendChunk {
+            digest: digest.to_hex(),
+            size,
+        });
+        if batch.len() >= APPEND_BATCH {
+            target.append(std::mem::take(&mut batch)).await?;
+        }
+    }
+    if !batch.is_empty() {
+        target.append(batch).await?;
+    }
+    outcome.csum = csum.finish();
+    Ok(outcome)
+}
+
+/// A spawned task that is aborted when its handle is dropped: when the pipeline stops on an
+/// error, no hashing or upload goes on behind it.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> std::future::Future for AbortOnDrop<T> {
+    type Output = Result<T>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|joined| joined.map_err(|e| anyhow!("pipeline worker failed: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests;

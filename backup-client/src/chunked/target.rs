@@ -1,0 +1,260 @@
+//! Where the chunked pipeline's chunks go: the index writer of a backup session (the
+//! session's requests, chunk uploads retried on transient failures), or nowhere (a dry run,
+//! which only counts what it would send).
+//!
+//! Retries: a chunk upload whose stream was reset while the connection lives on, or that
+//! the server answered 502/503/504, is sent again after a growing pause, up to
+//! [`UPLOAD_ATTEMPTS`] times. A closed connection is not retried: the session, and with
+//! it the snapshot, is gone on the server, so the backup fails with that message. Any other
+//! answer (a refused digest, a size mismatch) ends the backup at once with the server's
+//! message.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use api_client::http::{Session, decode_json, error_from_response, full_body};
+use bytes::Bytes;
+use datastore::chunker::ChunkerParams;
+use datastore::digest::Digest;
+use datastore::index::DynamicIndex;
+use hyper::StatusCode;
+use protocol::routes::{
+    self, PREVIOUS_SNAPSHOT_HEADER, SESSION_APPEND_INDEX, SESSION_CHUNK, SESSION_CLOSE_INDEX,
+    SESSION_CREATE_INDEX, SESSION_PREVIOUS_INDEX, encode_query,
+};
+use protocol::types::{
+    AppendChunk, ArchiveUploadResponse, ChunkUploaded, ChunkerConfig, IndexAppend, IndexCreated,
+};
+use tokio::sync::Semaphore;
+
+use super::ChunkedOutcome;
+
+/// Tries per chunk upload (the first one included).
+pub const UPLOAD_ATTEMPTS: u32 = 4;
+/// Pause before the first retry; doubled for each further one.
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(200);
+/// Largest parent index the client downloads (40 bytes per chunk: 6.7 million chunks).
+const MAX_INDEX_SIZE: usize = 256 << 20;
+
+/// The destination of one archive's chunks.
+#[derive(Clone)]
+pub enum Target {
+    /// The index writer `wid` of a backup session.
+    Session { session: Session, wid: u64 },
+    /// Nothing is sent: new chunks are only counted.
+    DryRun,
+}
+
+/// One chunk that was sent (or, in a dry run, would be).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Uploaded {
+    pub digest: Digest,
+    /// Plain size.
+    pub size: u64,
+    /// Body bytes sent.
+    pub encoded_size: u64,
+    /// The store did not have it.
+    pub new: bool,
+    pub bytes_stored: u64,
+}
+
+impl Target {
+    /// Compresses (one chunk per core at a time) and sends one chunk.
+    pub async fn upload(
+        &self,
+        digest: Digest,
+        data: Bytes,
+        compressors: &Semaphore,
+    ) -> Result<Uploaded> {
+        let size = data.len() as u64;
+        let Target::Session { session, wid } = self else {
+            return Ok(Uploaded {
+                digest,
+                size,
+                encoded_size: 0,
+                new: false,
+                bytes_stored: 0,
+            });
+        };
+        let encoded = {
+            let _permit = compressors.acquire().await.context("compressors closed")?;
+            tokio::task::spawn_blocking(move || datastore::blob::encode(&data, true))
+                .await
+                .map_err(|e| anyhow!("compressing chunk {digest}: {e}"))?
+        };
+        let encoded = Bytes::from(encoded);
+        let path = format!(
+            "{}?{}",
+            SESSION_CHUNK.path,
+            encode_query(&[
+                ("wid", &wid.to_string()),
+                ("digest", &digest.to_hex()),
+                ("size", &size.to_string()),
+                ("encoded-size", &encoded.len().to_string()),
+            ])
+        );
+        let answer: ChunkUploaded = send_with_retries(session, &path, &encoded)
+            .await
+            .with_context(|| format!("uploading chunk {digest}"))?;
+        Ok(Uploaded {
+            digest,
+            size,
+            encoded_size: encoded.len() as u64,
+            new: answer.new,
+            bytes_stored: answer.bytes_stored,
+        })
+    }
+
+    /// Appends chunks, in archive order, to the index.
+    pub async fn append(&self, chunks: Vec<AppendChunk>) -> Result<()> {
+        let Target::Session { session, wid } = self else {
+            return Ok(());
+        };
+        let path = format!(
+            "{}?{}",
+            SESSION_APPEND_INDEX.path,
+            encode_query(&[("wid", &wid.to_string())])
+        );
+        let body = serde_json::to_vec(&IndexAppend { chunks })?;
+        let _: serde_json::Value = session
+            .clone()
+            .call_json(hyper::Method::PUT, &path, full_body(body))
+            .await
+            .context("appending chunks to the index")?;
+        Ok(())
+    }
+}
+
+/// Sends a chunk body, retrying transient failures (see the module doc).
+async fn send_with_retries(session: &Session, path: &str, body: &Bytes) -> Result<ChunkUploaded> {
+    let mut delay = FIRST_RETRY_DELAY;
+    let mut attempt = 1;
+    loop {
+        let failure = match session
+            .clone()
+            .send(hyper::Method::POST, path, full_body(body.clone()))
+            .await
+        {
+            Ok(response) if response.status() == StatusCode::OK => {
+                return decode_json(response).await;
+            }
+            Ok(response) if is_transient(response.status()) => {
+                error_from_response(response).await
+            }
+            Ok(response) => return Err(error_from_response(response).await),
+            Err(err) if session.sender.is_closed() => {
+                return Err(err.context(
+                    "the connection to the server was lost; the server discards the unfinished snapshot",
+                ));
+            }
+            Err(err) => err,
+        };
+        if attempt >= UPLOAD_ATTEMPTS {
+            return Err(failure.context(format!("failed {attempt} times")));
+        }
+        tracing::warn!("chunk upload failed (attempt {attempt}), retrying: {failure:#}");
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+        attempt += 1;
+    }
+}
+
+fn is_transient(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+    )
+}
+
+/// The parent snapshot's index of `archive`, as the server chose it, or `None` when there is
+/// no usable parent (first backup, damaged or unverified parent: every chunk is sent).
+pub async fn previous_index(
+    session: &Session,
+    archive: &str,
+) -> Result<Option<(String, DynamicIndex)>> {
+    let path = format!(
+        "{}?{}",
+        SESSION_PREVIOUS_INDEX.path,
+        encode_query(&[("archive-name", archive)])
+    );
+    let response = session
+        .clone()
+        .send(hyper::Method::GET, &path, full_body(Bytes::new()))
+        .await
+        .context("asking for the parent index")?;
+    if response.status() == StatusCode::NOT_FOUND {
+        let reason = error_from_response(response).await;
+        tracing::info!("no parent index for {archive}: {reason:#}");
+        return Ok(None);
+    }
+    let parent = response
+        .headers()
+        .get(PREVIOUS_SNAPSHOT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let bytes = api_client::http::read_ok_body(response, MAX_INDEX_SIZE)
+        .await
+        .context("downloading the parent index")?;
+    let index = DynamicIndex::decode(&bytes)
+        .map_err(|e| anyhow!("the parent index of {archive} from {parent} is damaged: {e}"))?;
+    Ok(Some((parent, index)))
+}
+
+/// Opens an index writer for `archive` in the session.
+pub async fn create_index(session: &Session, archive: &str) -> Result<u64> {
+    let path = format!(
+        "{}?{}",
+        SESSION_CREATE_INDEX.path,
+        encode_query(&[("archive-name", archive)])
+    );
+    let created: IndexCreated = session
+        .clone()
+        .call_json(hyper::Method::POST, &path, full_body(Bytes::new()))
+        .await
+        .with_context(|| format!("opening the index of {archive}"))?;
+    Ok(created.wid)
+}
+
+/// Closes an index; the server checks count, size and checksum against its own.
+pub async fn close_index(
+    session: &Session,
+    wid: u64,
+    outcome: &ChunkedOutcome,
+) -> Result<ArchiveUploadResponse> {
+    let path = format!(
+        "{}?{}",
+        SESSION_CLOSE_INDEX.path,
+        encode_query(&[
+            ("wid", &wid.to_string()),
+            ("chunk-count", &outcome.chunks.to_string()),
+            ("size", &outcome.size.to_string()),
+            ("csum", &outcome.csum.to_hex()),
+        ])
+    );
+    session
+        .clone()
+        .call_json(hyper::Method::POST, &path, full_body(Bytes::new()))
+        .await
+        .context("closing the index")
+}
+
+/// The datastore's chunker parameters; a client must cut exactly as the server would.
+pub async fn chunker_params(client: &api_client::HttpClient, store: &str) -> Result<ChunkerParams> {
+    let path = routes::fill_path(routes::DATASTORE_CHUNKER.path, &[("store", store)]);
+    let config: ChunkerConfig = client
+        .get_json(&path)
+        .await
+        .context("asking for the datastore's chunker parameters")?;
+    let params = ChunkerParams::new(config.avg as usize)
+        .map_err(|e| anyhow!("the server's chunker parameters are not usable: {e}"))?;
+    if params.min as u64 != config.min || params.max as u64 != config.max {
+        bail!(
+            "the server chunks with min {} / avg {} / max {}, which this client cannot reproduce",
+            config.min,
+            config.avg,
+            config.max
+        );
+    }
+    Ok(params)
+}
