@@ -21,6 +21,7 @@
 //! retries) or counts instead (dry run). It must not read the file system: the archive
 //! comes from the encoder thread as an HTTP body whose end carries the encoder's result.
 
+pub mod dry_run;
 pub mod target;
 
 use std::collections::HashSet;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::archive::ExcludeMatcher;
 use crate::commands::{backup, restore, snapshot, snapshots};
 use crate::repository::RepoClient;
 use crate::repository::Repository;
@@ -56,6 +57,27 @@ pub enum Command {
         /// must be newer than the group's newest snapshot. Default: now.
         #[arg(long, value_parser = parse_backup_time)]
         backup_time: Option<i64>,
+        /// Leave out paths matching PATTERN (gitignore syntax, relative to each archive's
+        /// root: `/x` anchored, `dir/` directories only, `**`, `!` re-includes; the last
+        /// matching pattern wins). Repeatable; applied after the exclude files' patterns.
+        #[arg(long = "exclude", value_name = "PATTERN")]
+        excludes: Vec<String>,
+        /// Read exclude patterns from FILE, one a line (`#` comments, blank lines
+        /// skipped). Repeatable; files are applied in the order given.
+        #[arg(long = "exclude-file", value_name = "FILE")]
+        exclude_files: Vec<PathBuf>,
+        /// Stay on each root's file system: other mounts are archived as empty
+        /// directories. `false` descends into them.
+        #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set, default_value_t = true)]
+        one_file_system: bool,
+        /// chunked: this client chunks and uploads only chunks the parent snapshot lacks;
+        /// stream: the server chunks the archive stream.
+        #[arg(long, value_enum, default_value_t = backup::UploadMode::Chunked)]
+        upload_mode: backup::UploadMode,
+        /// Walk and chunk, report what would be uploaded (files, bytes, new chunks), and
+        /// write nothing on the server.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// List snapshots.
     Snapshots {
@@ -127,7 +149,16 @@ async fn run_async(cli: Cli) -> Result<std::process::ExitCode> {
             backup_type,
             ns,
             backup_time,
+            excludes,
+            exclude_files,
+            one_file_system,
+            upload_mode,
+            dry_run,
         } => {
+            let encode = crate::archive::EncodeOptions {
+                excludes: ExcludeMatcher::read(&exclude_files, &excludes)?,
+                one_file_system,
+            };
             let backup_id = match backup_id {
                 Some(id) => id,
                 None => nix::unistd::gethostname()
@@ -142,6 +173,9 @@ async fn run_async(cli: Cli) -> Result<std::process::ExitCode> {
                 ns,
                 backup_time,
                 quiet: json,
+                encode,
+                upload_mode,
+                dry_run,
             };
             let summary = backup::run(&client, options).await?;
             print(json, &summary, backup::print_text)?;

@@ -1,5 +1,11 @@
-//! `backup-client backup NAME.tar:PATH ...`: one snapshot with one archive per spec,
-//! streamed to the server (stream mode: the server chunks).
+//! `backup-client backup NAME.tar:PATH ...`: one snapshot with one archive per spec.
+//!
+//! Chunked mode (the default) cuts and hashes the archive here and sends only chunks that
+//! the parent snapshot does not hold ([`chunked_mode`]); stream mode sends the archive's
+//! bytes and the server chunks them. Both give the same index for the same bytes. A dry run
+//! runs the chunked pipeline against the parent's index and writes nothing on the server.
+
+mod chunked_mode;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,7 +18,9 @@ use protocol::routes::{self, BACKUP_PROTOCOL, encode_query};
 use protocol::types::{ArchiveUploadResponse, FinishRequest, FinishResponse};
 use serde::Serialize;
 
-use crate::archive::ArchiveProgress;
+use crate::archive::{ArchiveProgress, EncodeStats};
+use crate::chunked::target;
+use datastore::digest::ZeroDigests;
 use api_client::http::full_body;
 
 use crate::progress::ProgressReporter;
@@ -51,13 +59,28 @@ impl std::str::FromStr for ArchiveSpec {
     }
 }
 
+/// How archives travel to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UploadMode {
+    /// The client chunks and hashes, and uploads only chunks the parent snapshot lacks.
+    Chunked,
+    /// The client sends the archive stream; the server chunks it.
+    Stream,
+}
+
 pub struct BackupOptions {
     pub specs: Vec<ArchiveSpec>,
+    pub upload_mode: UploadMode,
+    /// Walk and chunk, report what would be uploaded, write nothing on the server.
+    pub dry_run: bool,
     pub backup_type: String,
     pub backup_id: String,
     pub ns: String,
     pub backup_time: Option<i64>,
     pub quiet: bool,
+    /// How each tree is walked: excludes, file-system boundaries.
+    pub encode: crate::archive::EncodeOptions,
 }
 
 /// What one archive of the backup did.
@@ -65,12 +88,22 @@ pub struct BackupOptions {
 #[serde(rename_all = "snake_case")]
 pub struct ArchiveSummary {
     pub name: String,
+    pub upload_mode: UploadMode,
+    /// The snapshot whose chunks were reused (chunked mode).
+    pub parent: Option<String>,
     pub entries: u64,
     pub files: u64,
     pub bytes_read: u64,
     pub size: u64,
     pub chunks: u64,
     pub new_chunks: u64,
+    /// Chunks appended by digest because the parent holds them (chunked mode).
+    pub reused_chunks: u64,
+    /// Chunks sent (chunked mode; in a dry run: that would be sent).
+    pub uploaded_chunks: u64,
+    /// Plain bytes of the chunks sent (chunked mode; in a dry run: that would be sent).
+    pub uploaded_plain_bytes: u64,
+    /// Bytes sent over the network: chunk bodies (chunked) or the archive stream.
     pub bytes_uploaded: u64,
     pub bytes_stored: u64,
     pub errors: Vec<String>,
@@ -80,7 +113,9 @@ pub struct ArchiveSummary {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub struct BackupSummary {
+    /// The snapshot written; in a dry run, the group.
     pub snapshot: String,
+    pub dry_run: bool,
     pub bytes_read: u64,
     pub files: u64,
     pub chunks: u64,
@@ -95,6 +130,16 @@ pub struct BackupSummary {
 pub async fn run(client: &RepoClient, options: BackupOptions) -> Result<BackupSummary> {
     let started = Instant::now();
     check_specs(&options.specs)?;
+    let zeros = Arc::new(ZeroDigests::new());
+    let params = if options.upload_mode == UploadMode::Chunked || options.dry_run {
+        Some(target::chunker_params(&client.http, &client.repo.store).await?)
+    } else {
+        None
+    };
+    if options.dry_run {
+        let params = params.context("a dry run needs the chunker parameters")?;
+        return run_dry(client, &options, params, zeros, started).await;
+    }
     let time = options.backup_time.map(|t| t.to_string());
     let mut pairs = vec![
         ("store", client.repo.store.as_str()),
@@ -117,45 +162,57 @@ pub async fn run(client: &RepoClient, options: BackupOptions) -> Result<BackupSu
     for spec in &options.specs {
         let progress = Arc::new(ArchiveProgress::default());
         let sent = Arc::new(AtomicU64::new(0));
-        let (stream, slot) =
-            spawn_encoder(spec.path.clone(), Arc::clone(&progress), Arc::clone(&sent))?;
+        let (stream, slot) = spawn_encoder(
+            spec.path.clone(),
+            options.encode.clone(),
+            Arc::clone(&progress),
+            Arc::clone(&sent),
+        )?;
         let reporter =
             ProgressReporter::start(format!("backup {}", spec.name), progress, options.quiet);
-        let path = format!(
-            "{}?{}",
-            routes::SESSION_ARCHIVE.path,
-            encode_query(&[("archive-name", &spec.name)])
-        );
-        let result: Result<ArchiveUploadResponse> = session
-            .call_json(hyper::Method::POST, &path, stream.boxed_unsync())
-            .await;
-        reporter.finish().await;
-        let encoder = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let context = || format!("uploading {} from {}", spec.name, spec.path.display());
-        let stats = match (result, encoder) {
-            (_, Some(Err(encoder_error))) => {
-                bail!("{}: the archive encoder failed: {encoder_error}", context())
+        let summary = match params {
+            Some(params) => {
+                let result =
+                    chunked_mode::upload(&session, &spec.name, stream, params, Arc::clone(&zeros))
+                        .await;
+                reporter.finish().await;
+                let (archive, stats) = encoder_outcome(spec, result, &slot)?;
+                chunked_summary(spec, archive, stats)
             }
-            (Err(err), _) => return Err(err.context(context())),
-            (Ok(_), None) => bail!(
-                "{}: the archive stream ended without the encoder's result",
-                context()
-            ),
-            (Ok(response), Some(Ok(stats))) => (response, stats),
+            None => {
+                let path = format!(
+                    "{}?{}",
+                    routes::SESSION_ARCHIVE.path,
+                    encode_query(&[("archive-name", &spec.name)])
+                );
+                let result: Result<ArchiveUploadResponse> = session
+                    .call_json(hyper::Method::POST, &path, stream.boxed_unsync())
+                    .await;
+                reporter.finish().await;
+                let (response, stats) = encoder_outcome(spec, result, &slot)?;
+                ArchiveSummary {
+                    name: spec.name.clone(),
+                    upload_mode: UploadMode::Stream,
+                    parent: None,
+                    entries: stats.entries,
+                    files: stats.files,
+                    bytes_read: stats.bytes_read,
+                    size: response.size,
+                    chunks: response.chunks,
+                    new_chunks: response.new_chunks,
+                    reused_chunks: 0,
+                    uploaded_chunks: 0,
+                    uploaded_plain_bytes: 0,
+                    bytes_uploaded: sent.load(std::sync::atomic::Ordering::Relaxed),
+                    bytes_stored: response.bytes_stored,
+                    errors: stats.errors,
+                }
+            }
         };
-        let (response, stats) = stats;
-        archives.push(ArchiveSummary {
-            name: spec.name.clone(),
-            entries: stats.entries,
-            files: stats.files,
-            bytes_read: stats.bytes_read,
-            size: response.size,
-            chunks: response.chunks,
-            new_chunks: response.new_chunks,
-            bytes_uploaded: sent.load(std::sync::atomic::Ordering::Relaxed),
-            bytes_stored: response.bytes_stored,
-            errors: stats.errors,
-        });
+        if !options.quiet && let Some(parent) = &summary.parent {
+            eprintln!("{}: reused chunks of {parent}", spec.name);
+        }
+        archives.push(summary);
     }
     let finish = FinishRequest {
         archives: options.specs.iter().map(|s| s.name.clone()).collect(),
@@ -168,8 +225,107 @@ pub async fn run(client: &RepoClient, options: BackupOptions) -> Result<BackupSu
         )
         .await
         .context("finishing the backup")?;
-    Ok(BackupSummary {
-        snapshot: finished.snapshot,
+    Ok(summarize(finished.snapshot, false, archives, started))
+}
+
+/// The chunked pipeline over every archive against the parent's indexes; nothing is written
+/// on the server.
+async fn run_dry(
+    client: &RepoClient,
+    options: &BackupOptions,
+    params: datastore::chunker::ChunkerParams,
+    zeros: Arc<ZeroDigests>,
+    started: Instant,
+) -> Result<BackupSummary> {
+    let group = crate::chunked::dry_run::Group {
+        ns: &options.ns,
+        backup_type: &options.backup_type,
+        backup_id: &options.backup_id,
+    };
+    let new_time = options.backup_time.unwrap_or_else(now_epoch);
+    let parent = crate::chunked::dry_run::open_parent(client, &group, new_time).await?;
+    let mut archives = Vec::new();
+    for spec in &options.specs {
+        let progress = Arc::new(ArchiveProgress::default());
+        let sent = Arc::new(AtomicU64::new(0));
+        let (stream, slot) = spawn_encoder(
+            spec.path.clone(),
+            options.encode.clone(),
+            Arc::clone(&progress),
+            Arc::clone(&sent),
+        )?;
+        let reporter = ProgressReporter::start(
+            format!("dry run {}", spec.name),
+            progress,
+            options.quiet,
+        );
+        let result =
+            chunked_mode::dry_run(parent.as_ref(), &spec.name, stream, params, Arc::clone(&zeros))
+                .await;
+        reporter.finish().await;
+        let (archive, stats) = encoder_outcome(spec, result, &slot)?;
+        archives.push(chunked_summary(spec, archive, stats));
+    }
+    let group_name = format!("{}/{}", options.backup_type, options.backup_id);
+    Ok(summarize(group_name, true, archives, started))
+}
+
+/// Pairs an upload's result with the encoder's: an encoder failure is the real cause of a
+/// broken upload, so it is reported first.
+fn encoder_outcome<T>(
+    spec: &ArchiveSpec,
+    result: Result<T>,
+    slot: &crate::upload::StatsSlot,
+) -> Result<(T, EncodeStats)> {
+    let encoder = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let context = || format!("uploading {} from {}", spec.name, spec.path.display());
+    match (result, encoder) {
+        (_, Some(Err(encoder_error))) => {
+            bail!("{}: the archive encoder failed: {encoder_error}", context())
+        }
+        (Err(err), _) => Err(err.context(context())),
+        (Ok(_), None) => bail!(
+            "{}: the archive stream ended without the encoder's result",
+            context()
+        ),
+        (Ok(value), Some(Ok(stats))) => Ok((value, stats)),
+    }
+}
+
+fn chunked_summary(
+    spec: &ArchiveSpec,
+    archive: chunked_mode::ChunkedArchive,
+    stats: EncodeStats,
+) -> ArchiveSummary {
+    let outcome = archive.outcome;
+    ArchiveSummary {
+        name: spec.name.clone(),
+        upload_mode: UploadMode::Chunked,
+        parent: archive.parent,
+        entries: stats.entries,
+        files: stats.files,
+        bytes_read: stats.bytes_read,
+        size: outcome.size,
+        chunks: outcome.chunks,
+        new_chunks: archive.response.as_ref().map_or(0, |r| r.new_chunks),
+        reused_chunks: outcome.reused_chunks,
+        uploaded_chunks: outcome.uploaded_chunks,
+        uploaded_plain_bytes: outcome.uploaded_plain,
+        bytes_uploaded: outcome.uploaded_encoded,
+        bytes_stored: archive.response.as_ref().map_or(0, |r| r.bytes_stored),
+        errors: stats.errors,
+    }
+}
+
+fn summarize(
+    snapshot: String,
+    dry_run: bool,
+    archives: Vec<ArchiveSummary>,
+    started: Instant,
+) -> BackupSummary {
+    BackupSummary {
+        snapshot,
+        dry_run,
         bytes_read: archives.iter().map(|a| a.bytes_read).sum(),
         files: archives.iter().map(|a| a.files).sum(),
         chunks: archives.iter().map(|a| a.chunks).sum(),
@@ -179,7 +335,14 @@ pub async fn run(client: &RepoClient, options: BackupOptions) -> Result<BackupSu
         duration_s: started.elapsed().as_secs_f64(),
         errors: archives.iter().map(|a| a.errors.len() as u64).sum(),
         archives,
-    })
+    }
+}
+
+fn now_epoch() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// Refuses bad specs before anything is sent: duplicate names, paths that are not
@@ -205,19 +368,41 @@ fn check_specs(specs: &[ArchiveSpec]) -> Result<()> {
 pub fn print_text(summary: &BackupSummary) {
     use crate::progress::human_bytes;
     for a in &summary.archives {
-        println!(
-            "{}: {} files, {} read, {} chunks ({} new), {} uploaded, {} stored",
-            a.name,
-            a.files,
-            human_bytes(a.bytes_read),
-            a.chunks,
-            a.new_chunks,
-            human_bytes(a.bytes_uploaded),
-            human_bytes(a.bytes_stored)
-        );
+        if summary.dry_run {
+            println!(
+                "{}: {} files, {} read, {} chunks: would upload {} ({}), {} known from {}",
+                a.name,
+                a.files,
+                human_bytes(a.bytes_read),
+                a.chunks,
+                a.uploaded_chunks,
+                human_bytes(a.uploaded_plain_bytes),
+                a.reused_chunks,
+                a.parent.as_deref().unwrap_or("no parent")
+            );
+        } else {
+            println!(
+                "{}: {} files, {} read, {} chunks ({} new, {} reused), {} uploaded, {} stored",
+                a.name,
+                a.files,
+                human_bytes(a.bytes_read),
+                a.chunks,
+                a.new_chunks,
+                a.reused_chunks,
+                human_bytes(a.bytes_uploaded),
+                human_bytes(a.bytes_stored)
+            );
+        }
         for err in &a.errors {
             println!("  error: {err}");
         }
+    }
+    if summary.dry_run {
+        println!(
+            "dry run for {} done in {:.2}s: nothing was written on the server",
+            summary.snapshot, summary.duration_s
+        );
+        return;
     }
     println!(
         "snapshot {} done in {:.2}s: {} read, {} uploaded, {} stored",

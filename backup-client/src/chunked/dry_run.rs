@@ -1,0 +1,89 @@
+//! The parent index of a dry run. A dry run must write nothing on the server, so it opens no
+//! backup session: it lists the group's snapshots, picks the parent with the server's rule
+//! ([`datastore::snapshot::choose_parent`]) and downloads the parent's index over a
+//! read-only reader session.
+
+use anyhow::{Context, Result};
+use api_client::http::Session;
+use datastore::index::DynamicIndex;
+use datastore::snapshot::{ParentCandidate, choose_parent, format_time};
+use protocol::routes::{self, READER_PROTOCOL, encode_query};
+
+use crate::commands::snapshots;
+use crate::repository::RepoClient;
+
+/// The group a backup writes to.
+pub struct Group<'a> {
+    pub ns: &'a str,
+    pub backup_type: &'a str,
+    pub backup_id: &'a str,
+}
+
+/// The parent snapshot of a backup at `new_time` and a reader session on it, or `None` for
+/// a group without a usable parent.
+pub async fn open_parent(
+    client: &RepoClient,
+    group: &Group<'_>,
+    new_time: i64,
+) -> Result<Option<(String, Session)>> {
+    let lines = snapshots::run(client, group.ns).await?;
+    let candidates: Vec<ParentCandidate> = lines
+        .iter()
+        .filter(|l| {
+            l.ns == group.ns && l.backup_type == group.backup_type && l.backup_id == group.backup_id
+        })
+        .map(|l| ParentCandidate {
+            time: l.backup_time,
+            verify_failed: l.verify_state == "failed",
+        })
+        .collect();
+    let Some(time) = choose_parent(&candidates, new_time) else {
+        return Ok(None);
+    };
+    let query = encode_query(&[
+        ("store", &client.repo.store),
+        ("ns", group.ns),
+        ("backup-type", group.backup_type),
+        ("backup-id", group.backup_id),
+        ("backup-time", &time.to_string()),
+    ]);
+    let session = client
+        .http
+        .open_session(routes::READER.path, &query, READER_PROTOCOL)
+        .await
+        .context("opening a reader session on the parent snapshot")?;
+    let name = format!(
+        "{}/{}/{}",
+        group.backup_type,
+        group.backup_id,
+        format_time(time)
+    );
+    Ok(Some((name, session)))
+}
+
+/// The parent's index of `archive`, if the parent has that archive.
+pub async fn parent_index(session: &Session, archive: &str) -> Result<Option<DynamicIndex>> {
+    let file_name = datastore::names::archive_file_name(archive);
+    let path = format!(
+        "{}?{}",
+        routes::READER_DOWNLOAD.path,
+        encode_query(&[("file-name", &file_name)])
+    );
+    let response = session
+        .clone()
+        .send(
+            hyper::Method::GET,
+            &path,
+            api_client::http::full_body(bytes::Bytes::new()),
+        )
+        .await?;
+    if response.status() == hyper::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    let bytes = api_client::http::read_ok_body(response, 256 << 20)
+        .await
+        .with_context(|| format!("downloading the parent's {file_name}"))?;
+    let index = DynamicIndex::decode(&bytes)
+        .with_context(|| format!("the parent's {file_name} is damaged"))?;
+    Ok(Some(index))
+}
