@@ -76,9 +76,17 @@ impl Target {
                 bytes_stored: 0,
             });
         };
+        let corrupt = corrupt_uploads();
         let encoded = {
             let _permit = compressors.acquire().await.context("compressors closed")?;
-            tokio::task::spawn_blocking(move || datastore::blob::encode(&data, true))
+            tokio::task::spawn_blocking(move || {
+                if corrupt {
+                    let mut wrong = data.to_vec();
+                    wrong[0] ^= 0xff;
+                    return datastore::blob::encode(&wrong, true);
+                }
+                datastore::blob::encode(&data, true)
+            })
                 .await
                 .map_err(|e| anyhow!("compressing chunk {digest}: {e}"))?
         };
@@ -157,6 +165,13 @@ async fn send_with_retries(session: &Session, path: &str, body: &Bytes) -> Resul
         delay *= 2;
         attempt += 1;
     }
+}
+
+/// Test fault `corrupt-chunk-upload` ([`crate::upload::FAULT_ENV`]): every chunk body
+/// differs from its digest, as a lying or broken client's would, so that a test can check
+/// that the server refuses it and the backup fails.
+fn corrupt_uploads() -> bool {
+    std::env::var(crate::upload::FAULT_ENV).is_ok_and(|f| f == "corrupt-chunk-upload")
 }
 
 fn is_transient(status: StatusCode) -> bool {
