@@ -1,7 +1,8 @@
 //! The client archive: a directory tree as a tar stream with PAX extended headers, and back.
 //!
-//! `encode_tree` walks a tree (sorted by name bytes, never following symlinks, staying on
-//! the root's file system) and writes one member per object: files (sparse ones in GNU PAX
+//! `encode_tree` walks a tree (sorted by name bytes, never following symlinks, by default
+//! staying on the root's file system, leaving out what the excludes match; see
+//! [`EncodeOptions`]) and writes one member per object: files (sparse ones in GNU PAX
 //! sparse format 1.0), directories, symlinks, hard links, fifos and devices, with mode,
 //! ownership and names, nanosecond mtimes, xattrs (`SCHILY.xattr.*`) and POSIX ACLs
 //! (`SCHILY.acl.access`/`default`). The root directory is the first member, named `"./"`;
@@ -27,6 +28,7 @@ use thiserror::Error;
 mod acl;
 mod encode;
 mod entry;
+mod exclude;
 mod header;
 mod pax;
 mod reader;
@@ -36,6 +38,7 @@ mod source;
 mod sparse;
 mod walk;
 
+pub use exclude::{ExcludeError, ExcludeMatcher, ExcludeSource};
 pub use header::HeaderError;
 pub use pax::PaxError;
 pub use sparse::SparseMapError;
@@ -49,11 +52,35 @@ pub struct ArchiveProgress {
     pub bytes: AtomicU64,
 }
 
+/// Options of `encode_tree_with`.
+#[derive(Debug, Clone)]
+pub struct EncodeOptions {
+    /// Paths left out (gitignore semantics, relative to the root). An excluded directory
+    /// is not listed at all, so nothing below it can be re-included.
+    pub excludes: ExcludeMatcher,
+    /// Stay on the root's file system: a mount point below the root is archived as an
+    /// empty directory. `false` descends into every file system.
+    pub one_file_system: bool,
+}
+
+impl Default for EncodeOptions {
+    /// No excludes, one file system.
+    fn default() -> Self {
+        EncodeOptions {
+            excludes: ExcludeMatcher::default(),
+            one_file_system: true,
+        }
+    }
+}
+
 /// Result of `encode_tree`.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct EncodeStats {
     /// Members written, the root and hard links included.
     pub entries: u64,
+    /// Entries left out by an exclude pattern; an excluded directory counts once, whatever
+    /// it holds.
+    pub excluded: u64,
     /// Regular files whose content was written.
     pub files: u64,
     pub bytes_read: u64,
@@ -118,16 +145,27 @@ pub enum ArchiveError {
     },
 }
 
-/// Writes the tree under `root` (a directory) to `out` as a tar/PAX stream and flushes it.
-///
-/// Unchanged trees give identical bytes. Errors writing `out` and IO errors on `root`
-/// itself abort; problems with single files are collected in `EncodeStats::errors`.
+/// `encode_tree_with` with the default options: everything on the root's file system.
 pub fn encode_tree<W: Write>(
     root: &Path,
     out: W,
     progress: &ArchiveProgress,
 ) -> Result<EncodeStats, ArchiveError> {
-    encode::encode(root, out, progress)
+    encode_tree_with(root, out, progress, &EncodeOptions::default())
+}
+
+/// Writes the tree under `root` (a directory) to `out` as a tar/PAX stream and flushes it.
+///
+/// Unchanged trees (with unchanged options) give identical bytes. Errors writing `out` and
+/// IO errors on `root` itself abort; problems with single files are collected in
+/// `EncodeStats::errors`. The root is always archived, whatever the excludes say.
+pub fn encode_tree_with<W: Write>(
+    root: &Path,
+    out: W,
+    progress: &ArchiveProgress,
+    options: &EncodeOptions,
+) -> Result<EncodeStats, ArchiveError> {
+    encode::encode(root, out, progress, options)
 }
 
 /// Restores the tar stream `input` into `target`, which is created if missing and must be

@@ -18,7 +18,7 @@ use bytes::{Bytes, BytesMut};
 use hyper::body::{Body, Frame};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::archive::{ArchiveProgress, EncodeStats};
+use crate::archive::{ArchiveProgress, EncodeOptions, EncodeStats};
 use api_client::http::BoxError;
 
 /// Size of the blocks handed from the encoder to the upload.
@@ -87,9 +87,11 @@ pub struct EncoderStream {
     done: bool,
 }
 
-/// Starts encoding `root` on a new thread. `sent` counts the bytes the body yields.
+/// Starts encoding `root` with `options` on a new thread. `sent` counts the bytes the
+/// body yields.
 pub fn spawn_encoder(
     root: PathBuf,
+    options: EncodeOptions,
     progress: Arc<ArchiveProgress>,
     sent: Arc<AtomicU64>,
 ) -> anyhow::Result<(EncoderStream, StatsSlot)> {
@@ -98,9 +100,10 @@ pub fn spawn_encoder(
     let fail_after_end = fault.as_deref() == Some("encoder-fail-after-end");
     spawn_producer(
         move |out| {
-            let stats = crate::archive::encode_tree(&root, &mut *out, &progress).map_err(|e| {
-                anyhow::Error::new(e).context(format!("encoding {}", root.display()))
-            })?;
+            let stats = crate::archive::encode_tree_with(&root, &mut *out, &progress, &options)
+                .map_err(|e| {
+                    anyhow::Error::new(e).context(format!("encoding {}", root.display()))
+                })?;
             if fail_after_end {
                 out.flush()?;
                 anyhow::bail!("injected fault: encoder failed after its last byte");
@@ -240,8 +243,7 @@ mod tests {
         EncodeStats {
             entries: 1,
             files: 1,
-            bytes_read: 0,
-            errors: Vec::new(),
+            ..EncodeStats::default()
         }
     }
 

@@ -22,7 +22,7 @@ use super::source::{
 };
 use super::sparse::{SparseMap, SparseSegment};
 use super::walk::{TreeWalker, WalkEvent, WalkItem};
-use super::{ArchiveError, ArchiveProgress, EncodeStats};
+use super::{ArchiveError, ArchiveProgress, EncodeOptions, EncodeStats};
 
 const READ_BLOCK: usize = 1 << 20;
 const OUTPUT_BUFFER: usize = 256 << 10;
@@ -31,8 +31,9 @@ pub(crate) fn encode<W: Write>(
     root: &Path,
     out: W,
     progress: &ArchiveProgress,
+    options: &EncodeOptions,
 ) -> Result<EncodeStats, ArchiveError> {
-    let mut walker = TreeWalker::new(root)?;
+    let mut walker = TreeWalker::new(root, options)?;
     let mut encoder = Encoder {
         out: BufWriter::with_capacity(OUTPUT_BUFFER, out),
         progress,
@@ -45,6 +46,7 @@ pub(crate) fn encode<W: Write>(
         match event {
             WalkEvent::Item(item) => encoder.add(item)?,
             WalkEvent::Problem(problem) => encoder.stats.errors.push(problem),
+            WalkEvent::Excluded => encoder.stats.excluded += 1,
         }
     }
     encoder.finish()

@@ -1,9 +1,11 @@
 //! Depth-first walk of the tree to archive: the root first, then each directory's names in
 //! byte-wise sorted order, each directory's content right after it (pre-order).
 //!
-//! It only lists and `lstat`s: it never follows symlinks, never opens files, and does not
-//! descend into a directory on another device than the root (the mount point itself is
-//! still yielded). It keeps an explicit stack instead of recursing, so depth costs heap,
+//! It only lists and `lstat`s: it never follows symlinks, never opens files, and (with
+//! `one_file_system`) does not descend into a directory on another device than the root
+//! (the mount point itself is still yielded). A path the excludes match is reported as
+//! excluded and, if it is a directory, not listed: nothing below it is seen, so nothing
+//! below it can be re-included (gitignore's rule). The root is never matched. It keeps an explicit stack instead of recursing, so depth costs heap,
 //! not the caller's thread stack. Problems below the root are events, not errors; only a
 //! root that cannot be examined or listed fails the walk.
 
@@ -14,8 +16,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::ArchiveError;
 use super::entry::{ROOT_PATH, display_path};
+use super::{ArchiveError, EncodeOptions, ExcludeMatcher};
 
 /// One object of the tree, with the `lstat` data taken when it was listed.
 #[derive(Debug)]
@@ -31,6 +33,8 @@ pub(crate) enum WalkEvent {
     Item(WalkItem),
     /// Something below the root that could not be examined; the walk goes on without it.
     Problem(String),
+    /// A path left out by an exclude pattern (a directory: with all it holds).
+    Excluded,
 }
 
 struct Level {
@@ -40,17 +44,19 @@ struct Level {
     names: std::vec::IntoIter<OsString>,
 }
 
-pub(crate) struct TreeWalker {
+pub(crate) struct TreeWalker<'o> {
     root_dev: u64,
+    one_file_system: bool,
+    excludes: &'o ExcludeMatcher,
     root: Option<WalkItem>,
     /// A directory just yielded whose names are read on the next call.
     descend: Option<(PathBuf, Vec<u8>)>,
     stack: Vec<Level>,
 }
 
-impl TreeWalker {
+impl<'o> TreeWalker<'o> {
     /// Examines `root`, which must be a directory (a symlink to one is refused).
-    pub(crate) fn new(root: &Path) -> Result<Self, ArchiveError> {
+    pub(crate) fn new(root: &Path, options: &'o EncodeOptions) -> Result<Self, ArchiveError> {
         let meta = fs::symlink_metadata(root).map_err(|source| ArchiveError::Root {
             path: root.to_path_buf(),
             op: "lstat",
@@ -63,6 +69,8 @@ impl TreeWalker {
         }
         Ok(TreeWalker {
             root_dev: meta.dev(),
+            one_file_system: options.one_file_system,
+            excludes: &options.excludes,
             root: Some(WalkItem {
                 fs_path: root.to_path_buf(),
                 archive_path: ROOT_PATH.to_vec(),
@@ -111,6 +119,10 @@ impl TreeWalker {
             archive_path.extend_from_slice(name.as_bytes());
             let meta = match fs::symlink_metadata(&fs_path) {
                 Ok(meta) => meta,
+                // Whatever its type, it would have been left out: not a problem.
+                Err(_) if self.excluded_either_way(&archive_path) => {
+                    return Ok(Some(WalkEvent::Excluded));
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     let msg = format!(
                         "{}: vanished before it was read",
@@ -123,7 +135,10 @@ impl TreeWalker {
                     return Ok(Some(WalkEvent::Problem(msg)));
                 }
             };
-            if meta.is_dir() && meta.dev() == self.root_dev {
+            if self.excludes.is_excluded(&archive_path, meta.is_dir()) {
+                return Ok(Some(WalkEvent::Excluded));
+            }
+            if meta.is_dir() && (!self.one_file_system || meta.dev() == self.root_dev) {
                 self.descend = Some((fs_path.clone(), archive_path.clone()));
             }
             return Ok(Some(WalkEvent::Item(WalkItem {
@@ -133,6 +148,11 @@ impl TreeWalker {
             })));
         }
         Ok(None)
+    }
+
+    fn excluded_either_way(&self, archive_path: &[u8]) -> bool {
+        self.excludes.is_excluded(archive_path, false)
+            && self.excludes.is_excluded(archive_path, true)
     }
 }
 
@@ -150,15 +170,57 @@ mod tests {
     use super::*;
 
     fn walk(root: &Path) -> Vec<String> {
-        let mut walker = TreeWalker::new(root).unwrap();
+        walk_with(root, &EncodeOptions::default())
+    }
+
+    fn walk_with(root: &Path, options: &EncodeOptions) -> Vec<String> {
+        let mut walker = TreeWalker::new(root, options).unwrap();
         let mut out = Vec::new();
         while let Some(event) = walker.next_event().unwrap() {
             match event {
                 WalkEvent::Item(item) => out.push(String::from_utf8(item.archive_path).unwrap()),
                 WalkEvent::Problem(p) => out.push(format!("problem {p}")),
+                WalkEvent::Excluded => out.push("excluded".into()),
             }
         }
         out
+    }
+
+    fn excluding(patterns: &[&str]) -> EncodeOptions {
+        let patterns: Vec<String> = patterns.iter().map(|p| p.to_string()).collect();
+        EncodeOptions {
+            excludes: ExcludeMatcher::read(&[], &patterns).unwrap(),
+            ..EncodeOptions::default()
+        }
+    }
+
+    #[test]
+    fn an_excluded_directory_is_not_listed_and_nothing_below_comes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("build/sub")).unwrap();
+        fs::write(root.join("build/keep.txt"), b"").unwrap();
+        fs::write(root.join("build/sub/keep.txt"), b"").unwrap();
+        fs::write(root.join("keep.txt"), b"").unwrap();
+        let options = excluding(&["build/", "!build/keep.txt", "!keep.txt"]);
+        assert_eq!(walk_with(root, &options), [".", "excluded", "keep.txt"]);
+    }
+
+    #[test]
+    fn excludes_match_relative_to_the_root_and_never_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("tmp");
+        fs::create_dir_all(root.join("a/tmp")).unwrap();
+        fs::create_dir_all(root.join("tmp")).unwrap();
+        // The root's own name matches "tmp" and "/*" matches everything at the top.
+        assert_eq!(
+            walk_with(&root, &excluding(&["/tmp"])),
+            [".", "a", "a/tmp", "excluded"]
+        );
+        assert_eq!(
+            walk_with(&root, &excluding(&["/*"])),
+            [".", "excluded", "excluded"]
+        );
     }
 
     #[test]
@@ -179,18 +241,18 @@ mod tests {
         let file = dir.path().join("f");
         fs::write(&file, b"").unwrap();
         assert!(matches!(
-            TreeWalker::new(&file),
+            TreeWalker::new(&file, &EncodeOptions::default()),
             Err(ArchiveError::NotADirectory { .. })
         ));
         let link = dir.path().join("l");
         std::os::unix::fs::symlink(dir.path(), &link).unwrap();
         assert!(matches!(
-            TreeWalker::new(&link),
+            TreeWalker::new(&link, &EncodeOptions::default()),
             Err(ArchiveError::NotADirectory { .. })
         ));
         let missing = dir.path().join("missing");
         assert!(matches!(
-            TreeWalker::new(&missing),
+            TreeWalker::new(&missing, &EncodeOptions::default()),
             Err(ArchiveError::Root { .. })
         ));
     }
