@@ -273,6 +273,9 @@ impl<W: Write> Encoder<'_, W> {
 }
 
 #[cfg(test)]
+mod exclude_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::archive::entry::EntryMeta;

@@ -158,9 +158,11 @@ mod tests {
         ExcludeMatcher::parse(&sources).unwrap()
     }
 
-    /// Each row: patterns, then (path, is_dir, excluded) cases.
-    #[allow(clippy::type_complexity)]
-    const TABLE: &[(&[&str], &[(&str, bool, bool)])] = &[
+    /// A path, whether it is a directory, whether it is excluded.
+    type Case = (&'static str, bool, bool);
+
+    /// Each row: patterns, then the cases they decide.
+    const TABLE: &[(&[&str], &[Case])] = &[
         // A plain name matches at any depth, files and directories alike.
         (
             &["node_modules"],
