@@ -37,7 +37,8 @@ pub enum ExcludeError {
         origin: Option<(PathBuf, usize)>,
         reason: String,
     },
-    #[error("reading exclude file {}: {source}", path.display())]
+    // The cause is the error's source: `{:#}` prints it once.
+    #[error("reading exclude file {}", path.display())]
     Read {
         path: PathBuf,
         source: std::io::Error,
