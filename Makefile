@@ -1,7 +1,7 @@
 # Entry points: build, test, lint, demo, bench. `.ci/run` calls `make test`.
 CARGO ?= cargo
 
-.PHONY: all build deps test lint fmt demo bench docs clean
+.PHONY: all build deps test lint fmt demo bench bench-compare docs clean
 
 all: build
 
@@ -31,6 +31,13 @@ demo: build
 
 bench: build
 	./scripts/bench.sh
+
+# This project next to restic and borg on the same corpora (docs/BENCHMARKS.md). The scripts
+# run target/release, so the build ignores CARGO_TARGET_DIR. BENCH_SCALE=0.05 for a quick run;
+# BENCH_COMPARE_ARGS="--out FILE" also writes the report to FILE.
+bench-compare: deps
+	env -u CARGO_TARGET_DIR $(CARGO) build --release --bins
+	./scripts/bench-compare.sh $(BENCH_COMPARE_ARGS)
 
 # The OpenAPI document, generated from the route and privilege tables.
 docs:
