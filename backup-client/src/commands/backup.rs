@@ -106,6 +106,8 @@ pub struct ArchiveSummary {
     /// Bytes sent over the network: chunk bodies (chunked) or the archive stream.
     pub bytes_uploaded: u64,
     pub bytes_stored: u64,
+    /// Entries left out by an exclude pattern (an excluded directory counts once).
+    pub excluded: u64,
     pub errors: Vec<String>,
 }
 
@@ -205,6 +207,7 @@ pub async fn run(client: &RepoClient, options: BackupOptions) -> Result<BackupSu
                     uploaded_plain_bytes: 0,
                     bytes_uploaded: sent.load(std::sync::atomic::Ordering::Relaxed),
                     bytes_stored: response.bytes_stored,
+                    excluded: stats.excluded,
                     errors: stats.errors,
                 }
             }
@@ -313,6 +316,7 @@ fn chunked_summary(
         uploaded_plain_bytes: outcome.uploaded_plain,
         bytes_uploaded: outcome.uploaded_encoded,
         bytes_stored: archive.response.as_ref().map_or(0, |r| r.bytes_stored),
+        excluded: stats.excluded,
         errors: stats.errors,
     }
 }
