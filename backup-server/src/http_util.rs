@@ -1,5 +1,7 @@
 //! Small helpers for handlers: query parsing and bounded body reads.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -27,6 +29,39 @@ pub async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, ApiErr
             }
             buf.extend_from_slice(&data);
         }
+    }
+    Ok(buf.freeze())
+}
+
+/// Reads a body that must be exactly `expected` bytes (a declared length), counting every
+/// byte that arrives into each of `received`. A body that grows past `expected` is refused at once;
+/// one that ends short is refused at its end. Both are 400s naming `what`.
+pub async fn read_body_exact(
+    mut body: Incoming,
+    expected: usize,
+    received: &[&AtomicU64],
+    what: &str,
+) -> Result<Bytes, ApiError> {
+    let mut buf = BytesMut::with_capacity(expected);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_request(format!("reading {what}: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            for counter in received {
+                counter.fetch_add(data.len() as u64, Ordering::Relaxed);
+            }
+            if buf.len() + data.len() > expected {
+                return Err(ApiError::bad_request(format!(
+                    "{what} is longer than the declared {expected} bytes"
+                )));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    if buf.len() != expected {
+        return Err(ApiError::bad_request(format!(
+            "{what} has {} bytes, {expected} were declared",
+            buf.len()
+        )));
     }
     Ok(buf.freeze())
 }

@@ -160,6 +160,22 @@ impl ChunkStore {
         }
     }
 
+    /// Touches every chunk of `digests` (see [`touch`](Self::touch)) and returns the ones
+    /// that are missing, in the order given. A backup that reuses an old index's chunks
+    /// touches them first: from then on GC keeps them for as long as the backup runs.
+    pub fn touch_all<'a>(
+        &self,
+        digests: impl IntoIterator<Item = &'a Digest>,
+    ) -> Result<Vec<Digest>, ChunkStoreError> {
+        let mut missing = Vec::new();
+        for digest in digests {
+            if !self.touch(digest)? {
+                missing.push(*digest);
+            }
+        }
+        Ok(missing)
+    }
+
     /// Stores an encoded chunk blob under `digest` unless a non-empty copy exists (then only
     /// its atime is updated). The caller has checked that `encoded` decodes to data whose
     /// SHA-256 is `digest`; here only the blob header is checked.

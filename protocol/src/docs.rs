@@ -270,6 +270,13 @@ pub const ROUTE_DOCS: &[RouteDoc] = &[
         answer: "{}",
     },
     RouteDoc {
+        route: routes::DATASTORE_CHUNKER,
+        summary: "The datastore's chunker parameters, which a chunking (chunked-mode) client must cut with",
+        query: &[],
+        body: &[],
+        answer: "{avg, min, max} in bytes",
+    },
+    RouteDoc {
         route: routes::DATASTORE_STATUS,
         summary: "Disk, chunks, dedup factor, snapshot and group counts, last GC",
         query: &[],

@@ -62,6 +62,14 @@ pub const ROUTE_REQUIREMENTS: &[(Route, Requirement)] = &[
         Requirement::Datastore(DATASTORE_MODIFY),
     ),
     (
+        routes::DATASTORE_CHUNKER,
+        Requirement::Datastore(
+            DATASTORE_AUDIT
+                .union(DATASTORE_BACKUP)
+                .union(DATASTORE_READ),
+        ),
+    ),
+    (
         routes::DATASTORE_STATUS,
         Requirement::Datastore(DATASTORE_AUDIT),
     ),

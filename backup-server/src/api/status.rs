@@ -1,9 +1,10 @@
-//! `GET /api2/json/admin/datastore/{store}/status`: disk, chunks, dedup, snapshots, last GC.
+//! `GET /api2/json/admin/datastore/{store}/status`: disk, chunks, dedup, snapshots, last GC;
+//! `GET .../chunker`: the chunker parameters a chunking client must cut with.
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Response;
-use protocol::types::DatastoreStatus;
+use protocol::types::{ChunkerConfig, DatastoreStatus};
 
 use super::{PathParams, param};
 use crate::error::{ApiResult, json_response};
@@ -35,5 +36,17 @@ pub(super) async fn get(
         snapshot_count: status.snapshot_count,
         group_count: status.group_count,
         last_gc: last_gc.map(|gc| serde_json::to_value(gc).unwrap_or_default()),
+    })
+}
+
+pub(super) fn chunker(
+    state: &ServerState,
+    params: &PathParams,
+) -> ApiResult<Response<Full<Bytes>>> {
+    let open = state.open_store(param(params, "store")?)?;
+    json_response(&ChunkerConfig {
+        avg: open.chunker.avg as u64,
+        min: open.chunker.min as u64,
+        max: open.chunker.max as u64,
     })
 }

@@ -1,13 +1,22 @@
-//! A backup session: archive streams, blobs and `finish` on one upgraded connection.
+//! A backup session on one upgraded connection: archive streams (stream mode), index
+//! writers and chunk uploads (chunked mode, in [`chunked`]), blobs and `finish`.
 //!
 //! The snapshot directory exists from the start but holds no manifest until `finish`, so
 //! it never lists as a backup. When the connection ends without `finish` (client killed,
 //! network lost, an error) the directory is removed. Handlers hold the session's `active`
 //! read lock while they run; the end of the session takes the write lock, so cleanup never
 //! races with a running upload.
+//!
+//! Both modes record the same manifest entry for an archive (size, index checksum, chunk
+//! count), and the session's statistics ([`BackupSessionStats`]) become the backup task's
+//! result.
+
+mod chunked;
+mod known_chunks;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use datastore::manifest::{BackupManifest, ManifestFile};
@@ -17,8 +26,13 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use protocol::routes::{SESSION_ARCHIVE, SESSION_BLOB, SESSION_FINISH};
-use protocol::types::{ArchiveUploadParams, ArchiveUploadResponse, FinishRequest, FinishResponse};
+use protocol::routes::{
+    SESSION_APPEND_INDEX, SESSION_ARCHIVE, SESSION_BLOB, SESSION_CHUNK, SESSION_CLOSE_INDEX,
+    SESSION_CREATE_INDEX, SESSION_FINISH, SESSION_PREVIOUS_INDEX,
+};
+use protocol::types::{
+    ArchiveUploadParams, ArchiveUploadResponse, BackupSessionStats, FinishRequest, FinishResponse,
+};
 use serde::Deserialize;
 use tokio::sync::{Mutex, RwLock};
 
@@ -40,7 +54,56 @@ pub struct BackupSession {
     task: Arc<TaskContext>,
     /// Who runs the backup: becomes the owner of a new group at `finish`.
     auth_id: String,
+    /// Index writers and known chunks of chunked mode.
+    chunked: chunked::ChunkedState,
+    stats: SessionCounters,
     _group: GroupGuard,
+}
+
+/// What the session received and stored so far (both modes).
+#[derive(Default)]
+struct SessionCounters {
+    bytes_received: AtomicU64,
+    chunks_uploaded: AtomicU64,
+    chunks_reused: AtomicU64,
+    new_chunks: AtomicU64,
+    bytes_stored: AtomicU64,
+}
+
+impl SessionCounters {
+    fn snapshot(&self) -> BackupSessionStats {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        BackupSessionStats {
+            bytes_received: load(&self.bytes_received),
+            chunks_uploaded: load(&self.chunks_uploaded),
+            chunks_reused: load(&self.chunks_reused),
+            new_chunks: load(&self.new_chunks),
+            bytes_stored: load(&self.bytes_stored),
+        }
+    }
+}
+
+/// The one task-log line with a session's statistics.
+fn stats_line(stats: &BackupSessionStats) -> String {
+    format!(
+        "session stats: {} bytes received, {} chunks uploaded, {} chunks reused, {} new \
+         chunks, {} bytes stored",
+        stats.bytes_received,
+        stats.chunks_uploaded,
+        stats.chunks_reused,
+        stats.new_chunks,
+        stats.bytes_stored
+    )
+}
+
+/// The index file name of an archive name, which must be `NAME.tar`.
+fn index_file_name(archive_name: &str) -> ApiResult<String> {
+    if datastore::names::validate_archive_name(archive_name)? != ArchiveKind::Tar {
+        return Err(ApiError::bad_request(format!(
+            "'{archive_name}' is not an archive name (NAME.tar)"
+        )));
+    }
+    Ok(datastore::names::archive_file_name(archive_name))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +130,8 @@ impl BackupSession {
             active: RwLock::new(SessionEnd::Open),
             task,
             auth_id,
+            chunked: chunked::ChunkedState::new(),
+            stats: SessionCounters::default(),
             _group: group,
         }
     }
@@ -76,9 +141,8 @@ impl BackupSession {
         let session = Arc::clone(&self);
         let service = service_fn(move |req| {
             let session = Arc::clone(&session);
-            let state = Arc::clone(&state);
             async move {
-                let response = match session.handle(req, &state).await {
+                let response = match session.handle(req).await {
                     Ok(response) => response,
                     Err(err) => err.into_response(),
                 };
@@ -96,6 +160,10 @@ impl BackupSession {
             }
         }
         self.abandon().await;
+        state.bytes_received.fetch_add(
+            self.stats.bytes_received.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
     }
 
     /// Ends the session: unless it finished, its snapshot directory is removed.
@@ -105,6 +173,8 @@ impl BackupSession {
             return;
         }
         *end = SessionEnd::Abandoned;
+        self.chunked.drop_writers();
+        self.task.log(stats_line(&self.stats.snapshot()));
         self.task.finish(Err(anyhow::anyhow!(
             "the backup session ended without finishing; snapshot {} removed",
             self.snapshot
@@ -122,20 +192,30 @@ impl BackupSession {
         }
     }
 
-    async fn handle(
-        &self,
-        req: Request<Incoming>,
-        state: &ServerState,
-    ) -> ApiResult<Response<Full<Bytes>>> {
+    async fn handle(&self, req: Request<Incoming>) -> ApiResult<Response<Full<Bytes>>> {
         let active = self.active.read().await;
         if *active != SessionEnd::Open {
             return Err(ApiError::bad_request("the backup session has ended"));
         }
         let method = to_method(req.method())?;
-        let routes = [SESSION_ARCHIVE, SESSION_BLOB, SESSION_FINISH];
+        let routes = [
+            SESSION_ARCHIVE,
+            SESSION_PREVIOUS_INDEX,
+            SESSION_CREATE_INDEX,
+            SESSION_CHUNK,
+            SESSION_APPEND_INDEX,
+            SESSION_CLOSE_INDEX,
+            SESSION_BLOB,
+            SESSION_FINISH,
+        ];
         let (route, _) = match_route(&routes, method, req.uri().path())?;
         match route {
-            r if r == SESSION_ARCHIVE => self.upload_archive(req, state).await,
+            r if r == SESSION_ARCHIVE => self.upload_archive(req).await,
+            r if r == SESSION_PREVIOUS_INDEX => self.previous_index(req).await,
+            r if r == SESSION_CREATE_INDEX => self.create_index(req).await,
+            r if r == SESSION_CHUNK => self.upload_chunk(req).await,
+            r if r == SESSION_APPEND_INDEX => self.append_index(req).await,
+            r if r == SESSION_CLOSE_INDEX => self.close_index(req).await,
             r if r == SESSION_BLOB => self.upload_blob(req).await,
             _ => {
                 drop(active);
@@ -144,19 +224,9 @@ impl BackupSession {
         }
     }
 
-    async fn upload_archive(
-        &self,
-        req: Request<Incoming>,
-        state: &ServerState,
-    ) -> ApiResult<Response<Full<Bytes>>> {
+    async fn upload_archive(&self, req: Request<Incoming>) -> ApiResult<Response<Full<Bytes>>> {
         let params: ArchiveUploadParams = parse_query(req.uri().query())?;
-        if datastore::names::validate_archive_name(&params.archive_name)? != ArchiveKind::Tar {
-            return Err(ApiError::bad_request(format!(
-                "'{}' is not an archive name (NAME.tar)",
-                params.archive_name
-            )));
-        }
-        let file_name = datastore::names::archive_file_name(&params.archive_name);
+        let file_name = index_file_name(&params.archive_name)?;
         self.reserve(&file_name).await?;
         let target = IngestTarget {
             store: Arc::clone(&self.open.store),
@@ -168,7 +238,7 @@ impl BackupSession {
                 .snapshot_path(&self.snapshot)
                 .join(&file_name),
         };
-        let result = ingest(req.into_body(), target, &state.bytes_received).await;
+        let result = ingest(req.into_body(), target, &self.stats.bytes_received).await;
         let stats = match result {
             Ok(stats) => stats,
             Err(err) => {
@@ -179,6 +249,12 @@ impl BackupSession {
         let index = stats
             .index
             .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("ingest returned no index")))?;
+        self.stats
+            .new_chunks
+            .fetch_add(stats.new_chunks, Ordering::Relaxed);
+        self.stats
+            .bytes_stored
+            .fetch_add(stats.bytes_stored, Ordering::Relaxed);
         self.files.lock().await.insert(
             file_name.clone(),
             ManifestFile {
@@ -237,6 +313,9 @@ impl BackupSession {
 
     async fn store_blob(&self, body: Incoming, file_name: &str) -> ApiResult<ManifestFile> {
         let blob = read_body(body, protocol::limits::MAX_BLOB_SIZE).await?;
+        self.stats
+            .bytes_received
+            .fetch_add(blob.len() as u64, Ordering::Relaxed);
         let raw = datastore::blob::decode(&blob, protocol::limits::MAX_BLOB_SIZE)
             .map_err(|e| ApiError::bad_request(format!("invalid blob: {e}")))?;
         let path = self
@@ -274,11 +353,23 @@ impl BackupSession {
         Ok(())
     }
 
+    /// Frees a name whose upload failed, so that `finish` does not wait for it.
+    async fn unreserve(&self, file_name: &str) {
+        self.files.lock().await.remove(file_name);
+    }
+
     async fn finish(&self, req: Request<Incoming>) -> ApiResult<Response<Full<Bytes>>> {
         let request: FinishRequest = read_json(req.into_body()).await?;
         let mut end = self.active.write().await;
         if *end != SessionEnd::Open {
             return Err(ApiError::bad_request("the backup session has ended"));
+        }
+        let open = self.chunked.still_open();
+        if !open.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "indexes still open: {}; close them before finishing",
+                open.join(", ")
+            )));
         }
         let files: Vec<ManifestFile> = self.files.lock().await.values().cloned().collect();
         let expected: Vec<String> = request
@@ -331,7 +422,11 @@ impl BackupSession {
         tracing::info!("backup {} finished", self.snapshot);
         self.task
             .log(format!("snapshot {} finished", self.snapshot));
-        self.task.finish(Ok(TaskOutcome { result: None }));
+        let stats = self.stats.snapshot();
+        self.task.log(stats_line(&stats));
+        // Plain integers: serializing cannot fail.
+        let result = serde_json::to_value(&stats).ok();
+        self.task.finish(Ok(TaskOutcome { result }));
         json_response(&FinishResponse {
             snapshot: self.snapshot.to_string(),
         })

@@ -265,3 +265,21 @@ fn remove_if_unused_keeps_touched_chunks() {
     let dir = path.parent().unwrap();
     assert_eq!(fs::read_dir(dir).unwrap().count(), 1, "no temp file left");
 }
+
+#[test]
+fn touch_all_reports_missing_chunks_and_marks_the_rest() {
+    let (_dir, store) = new_store();
+    let (a, a_blob) = chunk(10);
+    let (b, _) = chunk(11);
+    let (c, c_blob) = chunk(12);
+    store.insert(&a, &a_blob).unwrap();
+    store.insert(&c, &c_blob).unwrap();
+    set_atime(&store.chunk_path(&a), 1_000_000);
+    set_atime(&store.chunk_path(&c), 1_000_000);
+    assert_eq!(store.touch_all([&a, &b, &c, &b]).unwrap(), vec![b, b]);
+    for digest in [a, c] {
+        let atime = fs::metadata(store.chunk_path(&digest)).unwrap().atime();
+        assert!(atime > 1_700_000_000, "{digest} touched");
+    }
+    assert!(store.touch_all([]).unwrap().is_empty());
+}

@@ -69,6 +69,34 @@ impl DataStore {
         Ok(out)
     }
 
+    /// The parent of a new snapshot of `group` taken at `new_time`, with its manifest: the
+    /// newest finished snapshot not newer than `new_time`, other than the one at `new_time`
+    /// itself, whose last verify did not fail ([`snapshot::choose_parent`]).
+    pub fn parent_snapshot(
+        &self,
+        group: &BackupGroup,
+        new_time: i64,
+    ) -> Result<Option<(SnapshotRef, BackupManifest)>, StoreError> {
+        let finished: Vec<(SnapshotRef, BackupManifest)> = self
+            .list_group_snapshots(group)?
+            .into_iter()
+            .filter(|(snap, _)| snap.time != new_time)
+            .collect();
+        let candidates: Vec<snapshot::ParentCandidate> = finished
+            .iter()
+            .map(|(snap, manifest)| snapshot::ParentCandidate {
+                time: snap.time,
+                verify_failed: manifest
+                    .verify_state()
+                    .is_some_and(|v| v.state == crate::manifest::VerifyOutcome::Failed),
+            })
+            .collect();
+        let Some(time) = snapshot::choose_parent(&candidates, new_time) else {
+            return Ok(None);
+        };
+        Ok(finished.into_iter().find(|(snap, _)| snap.time == time))
+    }
+
     /// The finished snapshots directly in `ns` (not in child namespaces), sorted by group and
     /// time. Directory entries whose names do not parse are skipped.
     pub fn list_snapshots(

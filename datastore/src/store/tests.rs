@@ -294,3 +294,42 @@ fn unfinished_snapshots_are_removed_at_startup() {
     assert!(!store.snapshot_path(&nested).exists());
     assert!(store.remove_unfinished_snapshots().unwrap().is_empty());
 }
+
+#[test]
+fn parent_is_the_newest_finished_snapshot_whose_verify_did_not_fail() {
+    use crate::manifest::{VerifyOutcome, VerifyState};
+    let (_dir, store) = new_store();
+    let group = snap("", "web", 100).group;
+    assert!(store.parent_snapshot(&group, 1000).unwrap().is_none());
+    for time in [100, 200, 300] {
+        let s = snap("", "web", time);
+        store.create_snapshot_dir(&s).unwrap();
+        finish(&store, &s);
+    }
+    // Unfinished: never a parent.
+    store.create_snapshot_dir(&snap("", "web", 400)).unwrap();
+    let parent = |new_time| {
+        store
+            .parent_snapshot(&group, new_time)
+            .unwrap()
+            .map(|(s, m)| {
+                assert!(m.matches(&s));
+                s.time
+            })
+    };
+    assert_eq!(parent(500), Some(300));
+    assert_eq!(parent(250), Some(200));
+    // The snapshot itself is never its own parent.
+    assert_eq!(parent(300), Some(200));
+    assert_eq!(parent(50), None);
+
+    let failed = snap("", "web", 300);
+    let mut manifest = store.read_manifest(&failed).unwrap();
+    manifest.set_verify_state(&VerifyState {
+        state: VerifyOutcome::Failed,
+        upid: "UPID:x".into(),
+        time: 1,
+    });
+    store.write_manifest(&failed, &manifest).unwrap();
+    assert_eq!(parent(500), Some(200));
+}
