@@ -44,7 +44,7 @@ fn restore(server: &TestServer, snapshot: &str, target: &Path) {
 
 fn pseudo_random_file(path: &Path, size: u64, seed: u64) {
     let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut state = seed | 1;
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     let mut block = vec![0u8; 1 << 20];
     for _ in 0..size / block.len() as u64 {
         for b in block.chunks_mut(8) {
