@@ -327,7 +327,7 @@ impl BackupSession {
         let digest: Digest = params
             .digest
             .parse()
-            .map_err(|_| ApiError::bad_request("digest must be 64 lower-case hex digits"))?;
+            .map_err(|_| ApiError::bad_request("digest must be 64 hex digits"))?;
         let max_size = datastore::blob::MAX_CHUNK_SIZE as u64;
         if params.size == 0 || params.size > max_size {
             return Err(ApiError::bad_request(format!(
@@ -448,7 +448,7 @@ impl BackupSession {
         let csum: Digest = params
             .csum
             .parse()
-            .map_err(|_| ApiError::bad_request("csum must be 64 lower-case hex digits"))?;
+            .map_err(|_| ApiError::bad_request("csum must be 64 hex digits"))?;
         let index = self.chunked.open_index(params.wid)?;
         let mut state = index.writer.lock().await;
         state
