@@ -90,7 +90,7 @@ async fn dispatch(
         }
         r if r == routes::GROUP_OWNER => snapshots::set_owner(&state, &params, req).await,
         r if r == routes::DATASTORE_STATUS => status::get(&state, &params).await,
-        r if r == routes::DATASTORE_CHUNKER => status::chunker(&state, &params),
+        r if r == routes::DATASTORE_CHUNKER => status::chunker(&state, &params, &req),
         r if r == routes::START_GC => maintenance::gc(&state, &auth, &params),
         r if r == routes::START_VERIFY => maintenance::verify(&state, &auth, &params, req).await,
         r if r == routes::PRUNE => maintenance::prune(&state, &auth, &params, req).await,

@@ -272,7 +272,7 @@ pub const ROUTE_DOCS: &[RouteDoc] = &[
     RouteDoc {
         route: routes::DATASTORE_CHUNKER,
         summary: "The datastore's chunker parameters, which a chunking (chunked-mode) client must cut with",
-        query: &[],
+        query: &[NS],
         body: &[],
         answer: "{avg, min, max} in bytes",
     },

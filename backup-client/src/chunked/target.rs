@@ -255,10 +255,15 @@ pub async fn close_index(
 }
 
 /// The datastore's chunker parameters; a client must cut exactly as the server would.
-pub async fn chunker_params(client: &api_client::HttpClient, store: &str) -> Result<ChunkerParams> {
+/// `ns` is the namespace the backup goes to (a backup token's privilege may be there only).
+pub async fn chunker_params(
+    client: &api_client::HttpClient,
+    store: &str,
+    ns: &str,
+) -> Result<ChunkerParams> {
     let path = routes::fill_path(routes::DATASTORE_CHUNKER.path, &[("store", store)]);
     let config: ChunkerConfig = client
-        .get_json(&path)
+        .get_json(&format!("{path}?{}", encode_query(&[("ns", ns)])))
         .await
         .context("asking for the datastore's chunker parameters")?;
     let params = ChunkerParams::new(config.avg as usize)

@@ -134,7 +134,7 @@ pub async fn run(client: &RepoClient, options: BackupOptions) -> Result<BackupSu
     check_specs(&options.specs)?;
     let zeros = Arc::new(ZeroDigests::new());
     let params = if options.upload_mode == UploadMode::Chunked || options.dry_run {
-        Some(target::chunker_params(&client.http, &client.repo.store).await?)
+        Some(target::chunker_params(&client.http, &client.repo.store, &options.ns).await?)
     } else {
         None
     };

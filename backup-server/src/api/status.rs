@@ -42,7 +42,18 @@ pub(super) async fn get(
 pub(super) fn chunker(
     state: &ServerState,
     params: &PathParams,
+    req: &hyper::Request<hyper::body::Incoming>,
 ) -> ApiResult<Response<Full<Bytes>>> {
+    /// `ns` only scopes the privilege check (a backup token may hold its privilege on its
+    /// namespace alone); the parameters are the store's.
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Query {
+        #[serde(default)]
+        ns: String,
+    }
+    let query: Query = crate::http_util::parse_query(req.uri().query())?;
+    query.ns.parse::<datastore::names::Namespace>()?;
     let open = state.open_store(param(params, "store")?)?;
     json_response(&ChunkerConfig {
         avg: open.chunker.avg as u64,
