@@ -11,7 +11,7 @@ use datastore::digest::Digest;
 use datastore::index::DynamicIndex;
 use e2e::harness::{TestServer, run_ok};
 use hyper::Method;
-use protocol::routes::{PREVIOUS_SNAPSHOT_HEADER, encode_query};
+use protocol::routes::{self, PREVIOUS_SNAPSHOT_HEADER, encode_query};
 use protocol::types::{ArchiveUploadResponse, ChunkUploaded, DataResponse};
 
 /// The `data` of a 200 answer, as `$ty`.
@@ -530,6 +530,27 @@ fn bad_input_on_chunked_routes_gets_400_and_changes_nothing() {
         );
         assert_eq!((closed.size, closed.chunks), (0, 0));
     });
+    // The chunker route: unknown fields and bad namespaces are refused, a known store answers.
+    let rt = runtime();
+    let http = server.api_client();
+    let chunker = routes::fill_path(
+        routes::DATASTORE_CHUNKER.path,
+        &[("store", TestServer::STORE)],
+    );
+    for (query, status) in [("", 200), ("ns=", 200), ("x=1", 400), ("ns=..%2Fx", 400)] {
+        let path = format!("{chunker}?{query}");
+        let got = rt
+            .block_on(http.request(Method::GET, &path, None::<&()>))
+            .unwrap()
+            .status();
+        assert_eq!(got, status, "{path}");
+    }
+    let missing = routes::fill_path(routes::DATASTORE_CHUNKER.path, &[("store", "nostore")]);
+    let got = rt
+        .block_on(http.request(Method::GET, &missing, None::<&()>))
+        .unwrap()
+        .status();
+    assert_eq!(got, 404);
     server.wait_for(
         Duration::from_secs(10),
         "the abandoned session's cleanup",
