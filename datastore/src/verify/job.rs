@@ -199,6 +199,10 @@ impl<'a> Job<'a> {
         }
         let ledger = &mut self.ledger;
         self.pool.drain(&mut |checked| ledger.record(checked))?;
+        // An abort that came with the last result still leaves this snapshot unrecorded.
+        if self.abort.load(Ordering::Relaxed) {
+            return Err(VerifyError::Aborted);
+        }
         for r in waiting {
             chunk_problem(&self.ledger, &manifest.files[r.file], &r, &mut problems);
         }
