@@ -4,6 +4,8 @@
 pub mod backup;
 pub mod reader;
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Response;
@@ -26,4 +28,29 @@ where
         .max_frame_size(H2_MAX_FRAME_SIZE)
         .serve_connection(io, service)
         .await
+}
+
+/// Environment variable of the server's test-only network faults: `reset-chunk-uploads:N`
+/// resets the HTTP/2 streams of the first N chunk uploads of the process (a transient
+/// network error as a client sees it), so that a test can check that the client retries.
+pub const TEST_FAULT_ENV: &str = "BACKUP_SERVER_TEST_FAULT";
+
+/// Chunk uploads still to be reset: -1 until read from the environment.
+static CHUNK_RESETS_LEFT: AtomicI64 = AtomicI64::new(-1);
+
+/// Whether this chunk upload is to be reset by the test fault (see [`TEST_FAULT_ENV`]).
+pub fn take_chunk_reset_fault() -> bool {
+    if CHUNK_RESETS_LEFT.load(Ordering::Relaxed) == -1 {
+        let n = std::env::var(TEST_FAULT_ENV)
+            .ok()
+            .and_then(|v| v.strip_prefix("reset-chunk-uploads:")?.parse::<i64>().ok())
+            .unwrap_or(0)
+            .max(0);
+        let _ = CHUNK_RESETS_LEFT.compare_exchange(-1, n, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    CHUNK_RESETS_LEFT
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+            (left > 0).then_some(left - 1)
+        })
+        .is_ok()
 }

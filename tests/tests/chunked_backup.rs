@@ -264,3 +264,32 @@ fn a_server_that_goes_away_fails_the_backup_cleanly() {
     }
     run_ok(&mut server.admin(&["verify", TestServer::STORE]));
 }
+
+#[test]
+fn chunk_uploads_whose_streams_are_reset_are_retried() {
+    let server = TestServer::start_with(e2e::harness::ServerOptions {
+        chunk_size_kib: 64,
+        env: vec![(
+            "BACKUP_SERVER_TEST_FAULT".into(),
+            "reset-chunk-uploads:3".into(),
+        )],
+        ..Default::default()
+    });
+    let work = tempfile::tempdir().unwrap();
+    let source = work.path().join("source");
+    std::fs::create_dir_all(&source).unwrap();
+    pseudo_random_file(&source.join("data"), 2 << 20, 11);
+    let summary = server.backup(&source, "retry");
+    assert!(u(&summary["archives"][0], "uploaded_chunks") > 3, "{summary}");
+    assert_eq!(
+        server.log().matches("test fault: resetting a chunk upload").count(),
+        3,
+        "{}",
+        server.log()
+    );
+    let target = work.path().join("restore");
+    restore(&server, summary["snapshot"].as_str().unwrap(), &target);
+    if let Err(diffs) = compare_trees(&source, &target) {
+        panic!("restored tree differs:\n{}", diffs.join("\n"));
+    }
+}

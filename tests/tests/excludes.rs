@@ -40,16 +40,7 @@ fn list(root: &Path) -> BTreeSet<String> {
 
 fn backup_and_restore(server: &TestServer, source: &Path, id: &str, args: &[&str]) -> PathBuf {
     let spec = format!("root.tar:{}", source.display());
-    // Both upload modes read the same encoder; stream mode keeps these tests about the
-    // walk and independent of client-side chunking.
-    let mut all = vec![
-        "backup",
-        spec.as_str(),
-        "--backup-id",
-        id,
-        "--upload-mode",
-        "stream",
-    ];
+    let mut all = vec!["backup", spec.as_str(), "--backup-id", id];
     all.extend_from_slice(args);
     let summary = server.client_json(&all);
     assert_eq!(summary["errors"], 0, "{summary}");

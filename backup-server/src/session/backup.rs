@@ -142,11 +142,18 @@ impl BackupSession {
         let service = service_fn(move |req| {
             let session = Arc::clone(&session);
             async move {
+                if req.uri().path() == protocol::routes::SESSION_CHUNK.path
+                    && crate::session::take_chunk_reset_fault()
+                {
+                    // An error from the service resets this HTTP/2 stream only.
+                    tracing::warn!("test fault: resetting a chunk upload stream");
+                    return Err(std::io::Error::other("test fault: chunk upload stream reset"));
+                }
                 let response = match session.handle(req).await {
                     Ok(response) => response,
                     Err(err) => err.into_response(),
                 };
-                Ok::<_, std::convert::Infallible>(response)
+                Ok::<_, std::io::Error>(response)
             }
         });
         tokio::select! {
