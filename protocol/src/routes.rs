@@ -238,11 +238,12 @@ pub const SESSION_ARCHIVE: Route = Route {
 };
 /// Inside a backup session (chunked mode): the index of the same archive in the parent
 /// snapshot, as stored (`.didx` bytes), chosen by the server: the newest finished snapshot of
-/// the group not newer than this one whose verify did not fail and whose chunks are all
-/// present (query: [`crate::types::ArchiveUploadParams`]). The server touches those chunks so
-/// that GC keeps them while the session runs, and from then on accepts their digests in
-/// appends. The answer's [`PREVIOUS_SNAPSHOT_HEADER`] names the parent; `404` means there is
-/// none and every chunk must be uploaded.
+/// the group not newer than this one whose verify did not fail (query:
+/// [`crate::types::ArchiveUploadParams`]). The server touches those chunks so that GC keeps
+/// them while the session runs, and from then on accepts their digests in appends. The
+/// answer's [`PREVIOUS_SNAPSHOT_HEADER`] names the parent; `404` means there is none, it lacks
+/// the archive, its index is damaged or one of its chunks is missing from the store (no older
+/// snapshot is tried then), and every chunk must be uploaded.
 pub const SESSION_PREVIOUS_INDEX: Route = Route {
     method: Method::Get,
     path: "/previous-index",
