@@ -4,6 +4,7 @@ binaries on a generated ~1 GiB corpus (many small files plus a few large ones), 
 machine's single-core limits (chunker, SHA-256, zstd) from `cargo bench -p datastore`.
 
 The corpus is generated once into BENCH_DIR (default /var/tmp/backup-rs-bench) and reused.
+BENCH_CLIENT_ARGS is appended to the backup command (e.g. `--upload-mode stream`).
 Client peak memory is the child's ru_maxrss; the server's is VmHWM read from /proc before
 it is stopped."""
 
@@ -155,8 +156,9 @@ def main():
         rows = []
         for label in ("first backup", "unchanged backup"):
             subprocess.run(["sync"], check=True)
+            extra = os.environ.get("BENCH_CLIENT_ARGS", "").split()
             wall, cpu, rss, out = measure(
-                client + ["backup", f"root.tar:{corpus}", "--backup-id", "bench"], env)
+                client + ["backup", f"root.tar:{corpus}", "--backup-id", "bench"] + extra, env)
             summary = json.loads(out)
             rows.append((label, wall, cpu, rss, summary["bytes_stored"], summary["new_chunks"]))
             snapshot = summary["snapshot"]

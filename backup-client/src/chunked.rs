@@ -44,7 +44,7 @@ pub use target::Target;
 
 /// Chunk uploads in flight at once: enough to keep a link busy while others are being
 /// compressed or answered.
-pub const UPLOAD_WINDOW: usize = 8;
+pub const UPLOAD_WINDOW: usize = 4;
 /// Hashed chunks waiting for the known check.
 const HASHED_QUEUE: usize = 2;
 /// Chunks waiting to be appended (their data is gone or held by an upload).
