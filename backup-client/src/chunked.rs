@@ -237,7 +237,10 @@ async fn dispatch(
 }
 
 /// Stage 3: appends the chunks in archive order, each new one after its upload was answered.
-async fn append_in_order(mut rx: mpsc::Receiver<Pending>, target: Target) -> Result<ChunkedOutcome> {
+async fn append_in_order(
+    mut rx: mpsc::Receiver<Pending>,
+    target: Target,
+) -> Result<ChunkedOutcome> {
     let mut outcome = ChunkedOutcome {
         size: 0,
         chunks: 0,

@@ -16,9 +16,7 @@ use e2e::tree::{TreeOptions, compare_trees, generate_tree};
 const MAX_CHUNK: u64 = 16 << 20;
 
 fn u(v: &serde_json::Value, key: &str) -> u64 {
-    v[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no {key} in {v}"))
+    v[key].as_u64().unwrap_or_else(|| panic!("no {key} in {v}"))
 }
 
 /// The result of the backup task that finished since the last call (the server's own
@@ -71,7 +69,10 @@ fn second_backup_sends_only_what_changed() {
 
     let first = server.backup(&source, "inc");
     let first_task = new_backup_task(&server, &mut seen);
-    assert!(u(&first_task, "bytes-received") >= 200 << 20, "{first_task}");
+    assert!(
+        u(&first_task, "bytes-received") >= 200 << 20,
+        "{first_task}"
+    );
     assert_eq!(first["archives"][0]["upload_mode"], "chunked", "{first}");
 
     // Unchanged: the server receives no chunk at all.
@@ -108,7 +109,11 @@ fn second_backup_sends_only_what_changed() {
 
     // Both the old and the new state restore byte-exactly.
     let restored_second = work.path().join("r2");
-    restore(&server, second["snapshot"].as_str().unwrap(), &restored_second);
+    restore(
+        &server,
+        second["snapshot"].as_str().unwrap(),
+        &restored_second,
+    );
     pseudo_random_file(&work.path().join("original.img"), 200 << 20, 7);
     assert!(
         std::fs::read(restored_second.join("big.img")).unwrap()
@@ -116,7 +121,11 @@ fn second_backup_sends_only_what_changed() {
         "the second snapshot's file differs from the original"
     );
     let restored_third = work.path().join("r3");
-    restore(&server, third["snapshot"].as_str().unwrap(), &restored_third);
+    restore(
+        &server,
+        third["snapshot"].as_str().unwrap(),
+        &restored_third,
+    );
     assert!(std::fs::read(restored_third.join("big.img")).unwrap() == middle);
     if let Err(diffs) = compare_trees(&source, &restored_third) {
         panic!("restored tree differs:\n{}", diffs.join("\n"));
@@ -217,7 +226,10 @@ fn a_chunk_the_server_refuses_fails_the_backup() {
     assert!(!output.status.success(), "{stderr}");
     assert!(stderr.contains("400"), "{stderr}");
     assert!(server.snapshots().is_empty());
-    assert_eq!(disk_state(&server.store_path.join(".chunks")), chunks_before);
+    assert_eq!(
+        disk_state(&server.store_path.join(".chunks")),
+        chunks_before
+    );
 }
 
 #[test]
@@ -280,9 +292,15 @@ fn chunk_uploads_whose_streams_are_reset_are_retried() {
     std::fs::create_dir_all(&source).unwrap();
     pseudo_random_file(&source.join("data"), 2 << 20, 11);
     let summary = server.backup(&source, "retry");
-    assert!(u(&summary["archives"][0], "uploaded_chunks") > 3, "{summary}");
+    assert!(
+        u(&summary["archives"][0], "uploaded_chunks") > 3,
+        "{summary}"
+    );
     assert_eq!(
-        server.log().matches("test fault: resetting a chunk upload").count(),
+        server
+            .log()
+            .matches("test fault: resetting a chunk upload")
+            .count(),
         3,
         "{}",
         server.log()

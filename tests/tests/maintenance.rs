@@ -219,9 +219,15 @@ fn gc_and_forget_during_a_running_backup(mode: &str) {
     assert_eq!(gc["status"], "ok", "{gc}");
     let removed = gc["result"]["removed-chunks"].as_u64().unwrap();
     if mode == "stream" {
-        assert!(removed > 0, "GC removed the forgotten snapshot's chunks: {gc}");
+        assert!(
+            removed > 0,
+            "GC removed the forgotten snapshot's chunks: {gc}"
+        );
     } else {
-        assert_eq!(removed, 0, "GC kept the running backup's parent chunks: {gc}");
+        assert_eq!(
+            removed, 0,
+            "GC kept the running backup's parent chunks: {gc}"
+        );
     }
 
     std::fs::write(&release, b"go").unwrap();

@@ -87,8 +87,8 @@ impl Target {
                 }
                 datastore::blob::encode(&data, true)
             })
-                .await
-                .map_err(|e| anyhow!("compressing chunk {digest}: {e}"))?
+            .await
+            .map_err(|e| anyhow!("compressing chunk {digest}: {e}"))?
         };
         let encoded = Bytes::from(encoded);
         let path = format!(
@@ -146,9 +146,7 @@ async fn send_with_retries(session: &Session, path: &str, body: &Bytes) -> Resul
             Ok(response) if response.status() == StatusCode::OK => {
                 return decode_json(response).await;
             }
-            Ok(response) if is_transient(response.status()) => {
-                error_from_response(response).await
-            }
+            Ok(response) if is_transient(response.status()) => error_from_response(response).await,
             Ok(response) => return Err(error_from_response(response).await),
             Err(err) if session.sender.is_closed() => {
                 return Err(err.context(

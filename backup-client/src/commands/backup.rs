@@ -20,8 +20,8 @@ use serde::Serialize;
 
 use crate::archive::{ArchiveProgress, EncodeStats};
 use crate::chunked::target;
-use datastore::digest::ZeroDigests;
 use api_client::http::full_body;
+use datastore::digest::ZeroDigests;
 
 use crate::progress::ProgressReporter;
 use crate::repository::RepoClient;
@@ -212,7 +212,9 @@ pub async fn run(client: &RepoClient, options: BackupOptions) -> Result<BackupSu
                 }
             }
         };
-        if !options.quiet && let Some(parent) = &summary.parent {
+        if !options.quiet
+            && let Some(parent) = &summary.parent
+        {
             eprintln!("{}: reused chunks of {parent}", spec.name);
         }
         archives.push(summary);
@@ -257,14 +259,16 @@ async fn run_dry(
             Arc::clone(&progress),
             Arc::clone(&sent),
         )?;
-        let reporter = ProgressReporter::start(
-            format!("dry run {}", spec.name),
-            progress,
-            options.quiet,
-        );
-        let result =
-            chunked_mode::dry_run(parent.as_ref(), &spec.name, stream, params, Arc::clone(&zeros))
-                .await;
+        let reporter =
+            ProgressReporter::start(format!("dry run {}", spec.name), progress, options.quiet);
+        let result = chunked_mode::dry_run(
+            parent.as_ref(),
+            &spec.name,
+            stream,
+            params,
+            Arc::clone(&zeros),
+        )
+        .await;
         reporter.finish().await;
         let (archive, stats) = encoder_outcome(spec, result, &slot)?;
         archives.push(chunked_summary(spec, archive, stats));

@@ -147,7 +147,9 @@ impl BackupSession {
                 {
                     // An error from the service resets this HTTP/2 stream only.
                     tracing::warn!("test fault: resetting a chunk upload stream");
-                    return Err(std::io::Error::other("test fault: chunk upload stream reset"));
+                    return Err(std::io::Error::other(
+                        "test fault: chunk upload stream reset",
+                    ));
                 }
                 let response = match session.handle(req).await {
                     Ok(response) => response,
