@@ -162,16 +162,7 @@ pub async fn run(client: &RepoClient, options: BackupOptions) -> Result<BackupSu
     }
     let mut archives = Vec::new();
     for spec in &options.specs {
-        let progress = Arc::new(ArchiveProgress::default());
-        let sent = Arc::new(AtomicU64::new(0));
-        let (stream, slot) = spawn_encoder(
-            spec.path.clone(),
-            options.encode.clone(),
-            Arc::clone(&progress),
-            Arc::clone(&sent),
-        )?;
-        let reporter =
-            ProgressReporter::start(format!("backup {}", spec.name), progress, options.quiet);
+        let (stream, slot, sent, reporter) = start_encoder(spec, &options, "backup")?;
         let summary = match params {
             Some(params) => {
                 let result =
@@ -251,16 +242,7 @@ async fn run_dry(
     let parent = crate::chunked::dry_run::open_parent(client, &group, new_time).await?;
     let mut archives = Vec::new();
     for spec in &options.specs {
-        let progress = Arc::new(ArchiveProgress::default());
-        let sent = Arc::new(AtomicU64::new(0));
-        let (stream, slot) = spawn_encoder(
-            spec.path.clone(),
-            options.encode.clone(),
-            Arc::clone(&progress),
-            Arc::clone(&sent),
-        )?;
-        let reporter =
-            ProgressReporter::start(format!("dry run {}", spec.name), progress, options.quiet);
+        let (stream, slot, _sent, reporter) = start_encoder(spec, options, "dry run")?;
         let result = chunked_mode::dry_run(
             parent.as_ref(),
             &spec.name,
@@ -275,6 +257,31 @@ async fn run_dry(
     }
     let group_name = format!("{}/{}", options.backup_type, options.backup_id);
     Ok(summarize(group_name, true, archives, started))
+}
+
+/// Starts an archive's encoder thread and its progress display. `sent` counts the bytes the
+/// encoder's body yields.
+fn start_encoder(
+    spec: &ArchiveSpec,
+    options: &BackupOptions,
+    what: &str,
+) -> Result<(
+    crate::upload::EncoderStream,
+    crate::upload::StatsSlot,
+    Arc<AtomicU64>,
+    ProgressReporter,
+)> {
+    let progress = Arc::new(ArchiveProgress::default());
+    let sent = Arc::new(AtomicU64::new(0));
+    let (stream, slot) = spawn_encoder(
+        spec.path.clone(),
+        options.encode.clone(),
+        Arc::clone(&progress),
+        Arc::clone(&sent),
+    )?;
+    let reporter =
+        ProgressReporter::start(format!("{what} {}", spec.name), progress, options.quiet);
+    Ok((stream, slot, sent, reporter))
 }
 
 /// Pairs an upload's result with the encoder's: an encoder failure is the real cause of a

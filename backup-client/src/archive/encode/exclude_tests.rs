@@ -1,9 +1,8 @@
-//! Excludes and file-system boundaries seen in the encoded archive: member names are read
-//! back with the `tar` crate.
+//! Excludes seen in the encoded archive: member names are read back with the `tar` crate.
+//! (File-system boundaries are tested end to end, with a tmpfs, in tests/tests/excludes.rs.)
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::archive::{ArchiveProgress, EncodeOptions, EncodeStats, ExcludeMatcher, ExcludeSource};
 
@@ -85,63 +84,4 @@ fn excluded_paths_are_not_members_and_are_counted() {
     let (all, stats) = encode_names(root, &EncodeOptions::default());
     assert_eq!(all.len(), 21);
     assert_eq!(stats.excluded, 0);
-}
-
-/// A tmpfs mounted for one test, unmounted when dropped (also when the test fails).
-struct TmpfsMount(PathBuf);
-
-impl TmpfsMount {
-    /// Mounts a tmpfs on `at`, or says why it cannot.
-    fn new(at: &Path) -> Result<Self, String> {
-        if !nix::unistd::geteuid().is_root() {
-            return Err("not running as root".into());
-        }
-        let output = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-            .arg(at)
-            .output()
-            .map_err(|e| format!("running mount: {e}"))?;
-        if !output.status.success() {
-            return Err(format!(
-                "mount -t tmpfs failed: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            ));
-        }
-        Ok(TmpfsMount(at.to_path_buf()))
-    }
-}
-
-impl Drop for TmpfsMount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
-#[test]
-fn one_file_system_archives_a_mount_point_but_not_its_content() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    touch(root, &["a", "z"]);
-    fs::create_dir(root.join("mnt")).unwrap();
-    let _mount = match TmpfsMount::new(&root.join("mnt")) {
-        Ok(mount) => mount,
-        Err(reason) => {
-            eprintln!("skipping the --one-file-system test: {reason}");
-            return;
-        }
-    };
-    touch(root, &["mnt/inside/f"]);
-
-    let (names, _) = encode_names(root, &EncodeOptions::default());
-    assert_eq!(names, ["./", "a", "mnt/", "z"]);
-
-    let across = EncodeOptions {
-        one_file_system: false,
-        ..EncodeOptions::default()
-    };
-    let (names, _) = encode_names(root, &across);
-    assert_eq!(
-        names,
-        ["./", "a", "mnt/", "mnt/inside/", "mnt/inside/f", "z"]
-    );
 }
