@@ -13,7 +13,8 @@ cache is dropped before every step, so every tool reads its input from disk.
 Environment: BENCH_DIR (default /var/tmp/backup-rs-compare), BENCH_SCALE (default 1: full
 size; 0.05 for a quick check), BENCH_CLIENT_ARGS (appended to `backup-client backup`, e.g.
 "--upload-mode stream"), BENCH_TOOLS (default "ours,restic,borg"), BENCH_CORPORA (default
-"a,b,c"), BENCH_LIMITS=0 skips `cargo bench -p datastore --bench limits`.
+"a,b,c"), BENCH_DATASTORE_ARGS (appended to `backup-server datastore create`, e.g.
+"--chunk-size-kib 1024"), BENCH_LIMITS=0 skips `cargo bench -p datastore --bench limits`.
 Options: --out FILE also writes the markdown report to FILE."""
 
 import argparse
@@ -29,15 +30,16 @@ import tempfile
 import time
 
 import bench_corpus
+import bench_report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release")
 BENCH_DIR = os.environ.get("BENCH_DIR", "/var/tmp/backup-rs-compare")
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
 CLIENT_ARGS = shlex.split(os.environ.get("BENCH_CLIENT_ARGS", ""))
+DATASTORE_ARGS = shlex.split(os.environ.get("BENCH_DATASTORE_ARGS", ""))
 TOOLS = os.environ.get("BENCH_TOOLS", "ours,restic,borg").split(",")
 CORPORA = {"a": "a-tree", "b": "b-large", "c": "c-sparse"}
-CORPUS_TITLES = {"a": "source tree", "b": "large binary files", "c": "2 GiB mostly-zero file"}
 RESTIC_PASSWORD = "bench-compare"
 MIB = 1 << 20
 TICK = os.sysconf("SC_CLK_TCK")
@@ -115,7 +117,8 @@ class Ours:
                               check=True, capture_output=True, text=True).stdout
         fingerprint = init.split("fingerprint: ")[1].split()[0]
         subprocess.run([f"{BIN}/backup-server", "datastore", "create", "bench", self.repo,
-                        "--config-dir", config], check=True, capture_output=True)
+                        "--config-dir", config] + DATASTORE_ARGS, check=True,
+                       capture_output=True)
         self.server = subprocess.Popen(
             [f"{BIN}/backup-server", "serve", "--config-dir", config,
              "--listen", "127.0.0.1:0"],
@@ -290,64 +293,17 @@ def run_tool(name, key, corpus, digests, notes):
     return rows
 
 
-def ratio(peer, ours):
-    return f"{peer / ours:.2f}" if peer is not None and ours else "–"
-
-
-def corpus_table(key, info, rows):
-    out = [f"### Corpus {key}: {CORPUS_TITLES[key]} ({info})", "",
-           "| step | tool | wall s | CPU s | client RSS MiB | server RSS MiB | stored MiB "
-           "| new data MiB | wall ×ours | CPU ×ours | RSS ×ours | stored ×ours |",
-           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    ours = {r["step"]: r for r in rows if r["tool"] == "ours" and "wall" in r}
-    steps = list(dict.fromkeys(r["step"] for r in rows))
-    for step in steps:
-        for r in (r for r in rows if r["step"] == step):
-            if "wall" not in r:
-                out.append(f"| {step} | {r['tool']} | failed: see below |||||||||")
-                continue
-            base = ours.get(step) if r["tool"] != "ours" else None
-            new = f"{r['new'] / MIB:.1f}" if r["new"] is not None else ""
-            srv = f"{r['server_rss']:.0f}" if r["server_rss"] is not None else "–"
-            if base:
-                ours_rss = base["rss"] + (base["server_rss"] or 0)
-                ratios = [ratio(r["wall"], base["wall"]), ratio(r["cpu"], base["cpu"]),
-                          ratio(r["rss"], ours_rss), ratio(r["stored"], base["stored"])]
-            else:
-                ratios = ["–"] * 4
-            out.append(f"| {step} | {r['tool']} | {r['wall']:.2f} | {r['cpu']:.2f} "
-                       f"| {r['rss']:.0f} | {srv} | {r['stored'] / MIB:.1f} | {new} | "
-                       + " | ".join(ratios) + " |")
-    out.append("")
-    for r in rows:
-        if r.get("note"):
-            out.append(f"- {r['step']}, {r['tool']}: {r['note']}")
-    return "\n".join(out) + "\n"
-
-
-def targets(all_rows):
-    """This project's goals against restic, per corpus."""
-    out = ["| corpus | goal | restic / ours | met |", "| --- | --- | ---: | --- |"]
-    for key, rows in all_rows.items():
-        get = {(r["tool"], r["step"]): r for r in rows if "wall" in r}
-        first_o, first_r = get.get(("ours", "first backup")), get.get(("restic", "first backup"))
-        rest_o, rest_r = get.get(("ours", "restore")), get.get(("restic", "restore"))
-        checks = []
-        if first_o and first_r:
-            checks.append(("first backup ≥2x faster", first_r["wall"] / first_o["wall"], 2.0))
-            checks.append(("stored after first backup ≤ restic",
-                           first_r["stored"] / first_o["stored"], 1.0))
-        if rest_o and rest_r:
-            checks.append(("restore ≥2x faster", rest_r["wall"] / rest_o["wall"], 2.0))
-        peak_o = [r["rss"] + (r["server_rss"] or 0) for r in rows
-                  if r["tool"] == "ours" and "wall" in r]
-        peak_r = [r["rss"] for r in rows if r["tool"] == "restic" and "wall" in r]
-        if peak_o and peak_r:
-            checks.append(("peak memory (client+server) < restic", max(peak_r) / max(peak_o),
-                           1.000001))
-        for goal, value, need in checks:
-            out.append(f"| {key} | {goal} | {value:.2f} | {'yes' if value >= need else 'NO'} |")
-    return "\n".join(out) + "\n"
+def read_floor(corpus):
+    """Wall time of GNU tar reading the corpus from disk: what reading alone costs here, one
+    file after the other."""
+    logs = tempfile.mkdtemp(dir=BENCH_DIR, prefix="tar-")
+    try:
+        drop_caches()
+        wall, cpu, _, _ = timed(["sh", "-c", f"tar -C '{corpus}' -cf - . | cat >/dev/null"],
+                                None, None, logs)
+    finally:
+        shutil.rmtree(logs, ignore_errors=True)
+    return f"{wall:.2f} s wall, {cpu:.2f} s CPU"
 
 
 def version(cmd):
@@ -367,15 +323,18 @@ def header():
     mem = next(int(line.split()[1]) for line in open("/proc/meminfo")
                if line.startswith("MemTotal"))
     fs = subprocess.run(["findmnt", "-n", "-o", "FSTYPE,SOURCE", "--target", BENCH_DIR],
-                        capture_output=True, text=True).stdout.strip()
+                        capture_output=True, text=True).stdout
+    fs = " ".join(fs.split())
     lines = [
         f"- date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}; "
         f"commit: {commit}" + (" (with uncommitted Rust changes)" if dirty else ""),
         f"- machine: {cpu}, {os.cpu_count()} cores, {mem / (1 << 20):.0f} GiB RAM, "
         f"Linux {platform.release()}; BENCH_DIR {BENCH_DIR} on {fs}",
-        f"- tools: backup-client {version([f'{BIN}/backup-client', '--version'])} "
+        f"- tools: {version([f'{BIN}/backup-client', '--version'])} "
         f"(release build, default upload mode"
-        + (f", extra args `{' '.join(CLIENT_ARGS)}`" if CLIENT_ARGS else "") + "); "
+        + (f", extra args `{' '.join(CLIENT_ARGS)}`" if CLIENT_ARGS else "")
+        + (f", datastore created with `{' '.join(DATASTORE_ARGS)}`" if DATASTORE_ARGS else "")
+        + "); "
         f"{version(['restic', 'version'])}; {version(['borg', '--version'])}",
         f"- BENCH_SCALE {SCALE:g}; page cache dropped before every step: "
         + ("yes" if os.geteuid() == 0 else "no (not root)"),
@@ -415,15 +374,18 @@ def main():
         corpus = os.path.join(base, CORPORA[key])
         with open(corpus + ".complete") as f:
             info = f.read().strip()
+        log(f"corpus {key}: cold read with tar")
+        floor = read_floor(corpus)
         rows = []
         for name in TOOLS:
             log(f"corpus {key}: {name}")
             rows += run_tool(name, key, corpus, digests, notes)
         all_rows[key] = rows
-        sections.append(corpus_table(key, info, rows))
+        sections.append(bench_report.corpus_table(key, info, floor, rows))
     report = ["## bench-compare results", "", header()]
     report += sections
-    report += ["### Goals of this project against restic", "", targets(all_rows)]
+    report += ["### Goals of this project against restic", "",
+               bench_report.targets(all_rows)]
     report += ["".join(f"- {n}\n" for n in sorted(notes))] if notes else []
     report += ["### Single-core limits (cargo bench -p datastore --bench limits)", "",
                limits_text]

@@ -1,0 +1,70 @@
+"""Markdown tables of `make bench-compare` (scripts/bench_compare.py): one per corpus with
+this project's ratio to each peer, and this project's goals against restic.
+
+A row is a dict: step, tool, wall (s), cpu (s, every process), rss (client MiB), server_rss
+(MiB, this project only, else None), stored (bytes), new (bytes the tool reports as new, or
+None), note; a failed tool has only step, tool, failed and note."""
+
+MIB = 1 << 20
+CORPUS_TITLES = {"a": "source tree", "b": "large binary files", "c": "mostly-zero file"}
+
+
+def ratio(peer, ours):
+    return f"{peer / ours:.2f}" if peer is not None and ours else "–"
+
+
+def corpus_table(key, info, floor, rows):
+    out = [f"### Corpus {key}: {CORPUS_TITLES[key]} ({info})", "",
+           f"Reading it with `tar -cf - | cat >/dev/null` from a cold cache: {floor}.", "",
+           "| step | tool | wall s | CPU s | client RSS MiB | server RSS MiB | stored MiB "
+           "| new data MiB | wall ×ours | CPU ×ours | RSS ×ours | stored ×ours |",
+           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    ours = {r["step"]: r for r in rows if r["tool"] == "ours" and "wall" in r}
+    steps = list(dict.fromkeys(r["step"] for r in rows))
+    for step in steps:
+        for r in (r for r in rows if r["step"] == step):
+            if "wall" not in r:
+                out.append(f"| {step} | {r['tool']} | failed: see below |||||||||")
+                continue
+            base = ours.get(step) if r["tool"] != "ours" else None
+            new = f"{r['new'] / MIB:.1f}" if r["new"] is not None else ""
+            srv = f"{r['server_rss']:.0f}" if r["server_rss"] is not None else "–"
+            if base:
+                ours_rss = base["rss"] + (base["server_rss"] or 0)
+                ratios = [ratio(r["wall"], base["wall"]), ratio(r["cpu"], base["cpu"]),
+                          ratio(r["rss"], ours_rss), ratio(r["stored"], base["stored"])]
+            else:
+                ratios = ["–"] * 4
+            out.append(f"| {step} | {r['tool']} | {r['wall']:.2f} | {r['cpu']:.2f} "
+                       f"| {r['rss']:.0f} | {srv} | {r['stored'] / MIB:.1f} | {new} | "
+                       + " | ".join(ratios) + " |")
+    out.append("")
+    for r in rows:
+        if r.get("note"):
+            out.append(f"- {r['step']}, {r['tool']}: {r['note']}")
+    return "\n".join(out) + "\n"
+
+
+def targets(all_rows):
+    """This project's goals against restic, per corpus."""
+    out = ["| corpus | goal | restic / ours | met |", "| --- | --- | ---: | --- |"]
+    for key, rows in all_rows.items():
+        get = {(r["tool"], r["step"]): r for r in rows if "wall" in r}
+        first_o, first_r = get.get(("ours", "first backup")), get.get(("restic", "first backup"))
+        rest_o, rest_r = get.get(("ours", "restore")), get.get(("restic", "restore"))
+        checks = []
+        if first_o and first_r:
+            checks.append(("first backup ≥2x faster", first_r["wall"] / first_o["wall"], 2.0))
+            checks.append(("stored after first backup ≤ restic",
+                           first_r["stored"] / first_o["stored"], 1.0))
+        if rest_o and rest_r:
+            checks.append(("restore ≥2x faster", rest_r["wall"] / rest_o["wall"], 2.0))
+        peak_o = [r["rss"] + (r["server_rss"] or 0) for r in rows
+                  if r["tool"] == "ours" and "wall" in r]
+        peak_r = [r["rss"] for r in rows if r["tool"] == "restic" and "wall" in r]
+        if peak_o and peak_r:
+            checks.append(("peak memory (client+server) < restic", max(peak_r) / max(peak_o),
+                           1.000001))
+        for goal, value, need in checks:
+            out.append(f"| {key} | {goal} | {value:.2f} | {'yes' if value >= need else 'NO'} |")
+    return "\n".join(out) + "\n"
