@@ -15,6 +15,10 @@
 //! an entry is only created inside directories that this restore created itself, so a
 //! symlink in the archive can never redirect a later entry.
 //!
+//! The split layout (`encode_tree_split`, `export_tar`, `restore_split`; see [`split`]'s
+//! module doc) writes the same entries as two streams, metadata and payload, so that a
+//! later backup can re-use the payload of unchanged files.
+//!
 //! This module must not do network IO or spawn threads: callers run it on a blocking thread
 //! and connect `Write`/`Read` to their transport. Pure parts (PAX records, ACL text, sparse
 //! maps, headers, paths) live in their own modules, apart from the IO.
@@ -36,12 +40,14 @@ mod restore;
 mod restore_meta;
 mod source;
 mod sparse;
+mod split;
 mod walk;
 
 pub use exclude::{ExcludeError, ExcludeMatcher, ExcludeSource};
 pub use header::HeaderError;
 pub use pax::PaxError;
 pub use sparse::SparseMapError;
+pub use split::{ExportStats, PayloadSource, SequentialPayload, SplitError, TarExport};
 
 /// Live counters for a progress display, updated with `Relaxed` stores while encoding
 /// (`bytes`: file content read) or restoring (`bytes`: file content written).
@@ -137,6 +143,8 @@ pub enum ArchiveError {
     TargetNotEmpty { path: PathBuf },
     #[error("restore target {}: {source}", path.display())]
     Target { path: PathBuf, source: io::Error },
+    #[error("split archive, entry {path}: {source}")]
+    Split { path: String, source: SplitError },
     #[error("restoring {path}: {op}: {source}")]
     Restore {
         path: String,
@@ -181,4 +189,77 @@ pub fn restore_tree<R: Read>(
     progress: &ArchiveProgress,
 ) -> Result<RestoreStats, ArchiveError> {
     restore::restore(input, target, options, progress)
+}
+
+/// Writes the tree under `root` in the split layout: `meta_out` gets a tar stream in which
+/// every regular file is an empty member with PAX records pointing into `payload_out`,
+/// which gets the files' contents, each behind a payload header. Both are flushed.
+///
+/// Same walk, entries, stability and error handling as `encode_tree_with`; an error
+/// writing either stream aborts.
+pub fn encode_tree_split<M: Write, P: Write>(
+    root: &Path,
+    meta_out: M,
+    payload_out: P,
+    progress: &ArchiveProgress,
+    options: &EncodeOptions,
+) -> Result<EncodeStats, ArchiveError> {
+    encode::encode_to(
+        root,
+        split::SplitSink::new(meta_out, payload_out),
+        progress,
+        options,
+    )
+}
+
+/// The split archive (`meta`, `payload`) as one standard tar stream, read as it goes.
+pub fn split_to_tar<M: Read, P: PayloadSource>(meta: M, payload: P) -> TarExport<M, P> {
+    TarExport::new(meta, payload, restore_meta::lookup_acl_name)
+}
+
+/// Writes the split archive (`meta`, `payload`) to `out` as one standard tar stream (for
+/// an archive of `encode_tree_split`, the bytes `encode_tree` writes for the same tree)
+/// and flushes it. A payload header that does not match its entry is
+/// `ArchiveError::Split` naming the entry.
+pub fn export_tar<M: Read, P: PayloadSource, W: Write>(
+    meta: M,
+    payload: P,
+    mut out: W,
+) -> Result<ExportStats, ArchiveError> {
+    let mut export = split_to_tar(meta, payload);
+    let mut buf = vec![0; 256 << 10];
+    loop {
+        let n = match export.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(TarExport::<M, P>::into_archive_error(e)
+                    .unwrap_or_else(|source| ArchiveError::Input { offset: 0, source }));
+            }
+        };
+        out.write_all(&buf[..n])
+            .map_err(|source| ArchiveError::Output { source })?;
+    }
+    out.flush()
+        .map_err(|source| ArchiveError::Output { source })?;
+    Ok(export.stats().clone())
+}
+
+/// `restore_tree` for a split archive: restores the entries of `meta` with their contents
+/// from `payload` into `target`, with the same rules. Errors of the split layout come back
+/// as `ArchiveError::Split`.
+pub fn restore_split<M: Read, P: PayloadSource>(
+    meta: M,
+    payload: P,
+    target: &Path,
+    options: &RestoreOptions,
+    progress: &ArchiveProgress,
+) -> Result<RestoreStats, ArchiveError> {
+    let export = split_to_tar(meta, payload);
+    restore::restore(export, target, options, progress).map_err(|e| match e {
+        ArchiveError::Input { offset, source } => TarExport::<M, P>::into_archive_error(source)
+            .unwrap_or_else(|source| ArchiveError::Input { offset, source }),
+        other => other,
+    })
 }

@@ -6,6 +6,10 @@
 //! whole. Problems with one file (vanished, unreadable, shrank) are recorded in
 //! `EncodeStats::errors` and the archive goes on; a member whose header is out always gets
 //! exactly the data it declared (zero-padded if the file shrank), so the stream stays valid.
+//!
+//! The walk and the entries it makes are the same for every layout; where the bytes go is
+//! an [`EntrySink`]: [`TarSink`] writes the single tar stream, the split layout
+//! (`super::split`) a metadata and a payload stream.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -27,15 +31,69 @@ use super::{ArchiveError, ArchiveProgress, EncodeOptions, EncodeStats};
 const READ_BLOCK: usize = 1 << 20;
 const OUTPUT_BUFFER: usize = 256 << 10;
 
+/// Where the encoder puts an archive: one member at a time, `begin` with the entry, then
+/// exactly `entry.data_len()` bytes through `data`, then `end`; `finish` after the last.
+pub(crate) trait EntrySink {
+    fn begin(&mut self, entry: &Entry) -> io::Result<()>;
+    fn data(&mut self, bytes: &[u8]) -> io::Result<()>;
+    fn end(&mut self, entry: &Entry) -> io::Result<()>;
+    /// Writes what closes the archive and flushes everything to the consumer.
+    fn finish(self) -> io::Result<()>;
+}
+
+/// The single layout: one tar stream with file contents inline.
+pub(crate) struct TarSink<W: Write> {
+    out: BufWriter<W>,
+}
+
+impl<W: Write> TarSink<W> {
+    pub(crate) fn new(out: W) -> Self {
+        TarSink {
+            out: BufWriter::with_capacity(OUTPUT_BUFFER, out),
+        }
+    }
+}
+
+impl<W: Write> EntrySink for TarSink<W> {
+    fn begin(&mut self, entry: &Entry) -> io::Result<()> {
+        self.out.write_all(&encode_header(entry))
+    }
+
+    fn data(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.out.write_all(bytes)
+    }
+
+    fn end(&mut self, entry: &Entry) -> io::Result<()> {
+        let padding = (BLOCK - (entry.data_len() % BLOCK as u64) as usize) % BLOCK;
+        self.out.write_all(&[0; BLOCK][..padding])
+    }
+
+    fn finish(mut self) -> io::Result<()> {
+        self.out.write_all(&[0; 2 * BLOCK])?;
+        let mut out = self.out.into_inner().map_err(|e| e.into_error())?;
+        out.flush()
+    }
+}
+
 pub(crate) fn encode<W: Write>(
     root: &Path,
     out: W,
     progress: &ArchiveProgress,
     options: &EncodeOptions,
 ) -> Result<EncodeStats, ArchiveError> {
+    encode_to(root, TarSink::new(out), progress, options)
+}
+
+/// Walks `root` and hands every entry to `sink`.
+pub(crate) fn encode_to<S: EntrySink>(
+    root: &Path,
+    sink: S,
+    progress: &ArchiveProgress,
+    options: &EncodeOptions,
+) -> Result<EncodeStats, ArchiveError> {
     let mut walker = TreeWalker::new(root, options)?;
     let mut encoder = Encoder {
-        out: BufWriter::with_capacity(OUTPUT_BUFFER, out),
+        sink,
         progress,
         stats: EncodeStats::default(),
         names: NameCache::default(),
@@ -52,8 +110,8 @@ pub(crate) fn encode<W: Write>(
     encoder.finish()
 }
 
-struct Encoder<'p, W: Write> {
-    out: BufWriter<W>,
+struct Encoder<'p, S: EntrySink> {
+    sink: S,
     progress: &'p ArchiveProgress,
     stats: EncodeStats,
     names: NameCache,
@@ -62,7 +120,7 @@ struct Encoder<'p, W: Write> {
     buf: Vec<u8>,
 }
 
-impl<W: Write> Encoder<'_, W> {
+impl<S: EntrySink> Encoder<'_, S> {
     fn add(&mut self, item: WalkItem) -> Result<(), ArchiveError> {
         let WalkItem {
             fs_path,
@@ -176,7 +234,8 @@ impl<W: Write> Encoder<'_, W> {
     /// Writes the header and, for a file, exactly `entry.data_len()` bytes of content plus
     /// padding to a whole block.
     fn write_member(&mut self, entry: &Entry, file: Option<&File>) -> Result<(), ArchiveError> {
-        self.write(&encode_header(entry))?;
+        let output = |source| ArchiveError::Output { source };
+        self.sink.begin(entry).map_err(output)?;
         let segments = match &entry.kind {
             EntryKind::File {
                 sparse: Some(map), ..
@@ -220,13 +279,11 @@ impl<W: Write> Encoder<'_, W> {
                         continue;
                     }
                 };
-                let out = self.out.write_all(&self.buf[..n]);
-                out.map_err(|source| ArchiveError::Output { source })?;
+                self.sink.data(&self.buf[..n]).map_err(output)?;
                 done += n as u64;
             }
         }
-        let padding = (BLOCK - (entry.data_len() % BLOCK as u64) as usize) % BLOCK;
-        self.write(&[0; BLOCK][..padding])?;
+        self.sink.end(entry).map_err(output)?;
         if let Some(failure) = failure {
             let size = entry.data_len();
             self.problem(
@@ -237,12 +294,6 @@ impl<W: Write> Encoder<'_, W> {
         self.stats.entries += 1;
         self.progress.entries.fetch_add(1, Relaxed);
         Ok(())
-    }
-
-    fn write(&mut self, bytes: &[u8]) -> Result<(), ArchiveError> {
-        self.out
-            .write_all(bytes)
-            .map_err(|source| ArchiveError::Output { source })
     }
 
     fn problem(&mut self, path: &[u8], what: String) -> Result<(), ArchiveError> {
@@ -260,13 +311,10 @@ impl<W: Write> Encoder<'_, W> {
         }
     }
 
-    /// Writes the end-of-archive marker and flushes everything to the consumer.
-    fn finish(mut self) -> Result<EncodeStats, ArchiveError> {
-        self.write(&[0; 2 * BLOCK])?;
-        let mut out = self.out.into_inner().map_err(|e| ArchiveError::Output {
-            source: e.into_error(),
-        })?;
-        out.flush()
+    /// Closes the archive (for tar: the end-of-archive marker) and flushes it.
+    fn finish(self) -> Result<EncodeStats, ArchiveError> {
+        self.sink
+            .finish()
             .map_err(|source| ArchiveError::Output { source })?;
         Ok(self.stats)
     }
@@ -280,9 +328,9 @@ mod tests {
     use super::*;
     use crate::archive::entry::EntryMeta;
 
-    fn encoder(progress: &ArchiveProgress) -> Encoder<'_, Vec<u8>> {
+    fn encoder(progress: &ArchiveProgress) -> Encoder<'_, TarSink<Vec<u8>>> {
         Encoder {
-            out: BufWriter::new(Vec::new()),
+            sink: TarSink::new(Vec::new()),
             progress,
             stats: EncodeStats::default(),
             names: NameCache::default(),
@@ -316,7 +364,7 @@ mod tests {
         let entry = file_entry(10_000);
         enc.write_member(&entry, Some(&file)).unwrap();
         let header_len = encode_header(&entry).len();
-        let out = enc.out.into_inner().unwrap();
+        let out = enc.sink.out.into_inner().unwrap();
         let data = member_data(&out, header_len);
         assert_eq!(data.len(), 10_240);
         assert!(data[..1000].iter().all(|&b| b == 9));
@@ -341,7 +389,7 @@ mod tests {
         let entry = file_entry(600);
         enc.write_member(&entry, Some(&file)).unwrap();
         let header_len = encode_header(&entry).len();
-        let out = enc.out.into_inner().unwrap();
+        let out = enc.sink.out.into_inner().unwrap();
         let data = member_data(&out, header_len);
         assert_eq!(data.len(), 1024);
         assert!(data[..600].iter().all(|&b| b == 9) && data[600..].iter().all(|&b| b == 0));

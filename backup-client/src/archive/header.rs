@@ -23,6 +23,9 @@ pub(crate) const BLOCK: usize = 512;
 /// Name of every `x` header: fixed so that output does not depend on the entry's name.
 const PAX_HEADER_NAME: &[u8] = b"././@PaxHeader";
 const XATTR_PREFIX: &[u8] = b"SCHILY.xattr.";
+/// Namespace of this project's own PAX keywords (the split layout's payload references).
+/// The decoder leaves them to the caller: see `reader::Member::private`.
+pub(crate) const PRIVATE_PREFIX: &[u8] = b"BACKUPRS.";
 /// Largest value of the 8-byte octal ustar fields (7 digits + NUL).
 const OCTAL7_MAX: u64 = 0o7777777;
 
@@ -45,6 +48,12 @@ pub enum HeaderError {
 /// Header blocks for `entry`, ready to be followed by its data (`Entry::data_len` bytes)
 /// and zero padding to the next block.
 pub(crate) fn encode_header(entry: &Entry) -> Vec<u8> {
+    encode_header_with(entry, &[])
+}
+
+/// `encode_header` with `extra` PAX records (keys under [`PRIVATE_PREFIX`]) after the
+/// standard ones; with none, the bytes are exactly `encode_header`'s.
+pub(crate) fn encode_header_with(entry: &Entry, extra: &[pax::Record]) -> Vec<u8> {
     let meta = &entry.meta;
     let sparse_map = match &entry.kind {
         EntryKind::File {
@@ -144,6 +153,10 @@ pub(crate) fn encode_header(entry: &Entry) -> Vec<u8> {
         let mut key = XATTR_PREFIX.to_vec();
         key.extend(pax::escape_xattr_name(name));
         pax::encode_record(&mut records, &key, value);
+    }
+    for (key, value) in extra {
+        debug_assert!(key.starts_with(PRIVATE_PREFIX));
+        pax::encode_record(&mut records, key, value);
     }
 
     let mut pax_header = Header::new_ustar();

@@ -12,8 +12,10 @@ use std::io::{self, Read};
 use super::ArchiveError;
 use super::acl::NameToId;
 use super::entry::{Entry, EntryKind};
-use super::header::{BLOCK, Extensions, HeaderError, decode_header, verify_checksum};
-use super::pax::parse_records;
+use super::header::{
+    BLOCK, Extensions, HeaderError, PRIVATE_PREFIX, decode_header, verify_checksum,
+};
+use super::pax::{Record, parse_records};
 use super::sparse::{SparseMap, parse_map};
 
 /// Limit for one PAX header or GNU long name (xattrs are at most 64 KiB each on Linux).
@@ -27,6 +29,9 @@ const MAX_SPARSE_MAP: u64 = 64 << 20;
 pub(crate) struct Member {
     pub(crate) entry: Entry,
     pub(crate) problems: Vec<String>,
+    /// The member's PAX records under `header::PRIVATE_PREFIX`, in stream order (the split
+    /// layout's payload references); the single layout has none.
+    pub(crate) private: Vec<Record>,
 }
 
 pub(crate) struct ArchiveReader<R> {
@@ -105,9 +110,15 @@ impl<R: Read> ArchiveReader<R> {
                     sparse: Some(map),
                 };
             }
+            let private = ext
+                .records
+                .into_iter()
+                .filter(|(key, _)| key.starts_with(PRIVATE_PREFIX))
+                .collect();
             return Ok(Some(Member {
                 entry,
                 problems: decoded.problems,
+                private,
             }));
         }
     }

@@ -95,7 +95,9 @@ impl Restorer<'_> {
         member: Member,
         reader: &mut ArchiveReader<R>,
     ) -> Result<(), ArchiveError> {
-        let Member { entry, problems } = member;
+        let Member {
+            entry, problems, ..
+        } = member;
         for problem in problems {
             self.warn(format!("{}: {problem}", display_path(&entry.path)));
         }

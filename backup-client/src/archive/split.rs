@@ -1,0 +1,26 @@
+//! The split archive layout: a metadata stream (a tar stream in which every regular file
+//! is an empty member with PAX records pointing into the payload) and a payload stream
+//! (each file's content behind a header that names its length and entry). The format is
+//! in `docs/FORMATS.md`, "Split archive layout".
+//!
+//! Both layouts share the walk, the entry model and the header codec: the encoder hands
+//! entries to a `SplitSink` instead of a `TarSink`, and the reader turns metadata members
+//! back into the same entries, so an exported tar stream equals the single layout's.
+//!
+//! Like the rest of the archive module: no network IO, no threads. What uploads the two
+//! streams, and what re-uses old payload for unchanged files, lives elsewhere.
+
+mod export;
+mod format;
+mod payload;
+mod reader;
+mod sink;
+
+pub use export::{ExportStats, TarExport};
+pub use format::SplitError;
+pub use payload::{PayloadSource, SequentialPayload};
+pub(crate) use sink::SplitSink;
+
+#[cfg(test)]
+#[path = "split/tests.rs"]
+mod tests;

@@ -1,0 +1,135 @@
+//! One standard tar stream from a split archive: every entry with the header the single
+//! layout gives it (`encode_header`) and, for files, the content from the payload.
+//!
+//! `TarExport` is a `Read`, so the same bytes feed `restore_tree`, an HTTP response or a
+//! file without a thread or a buffer of the whole archive. For an archive written by
+//! `encode_tree_split`, the export is byte for byte what `encode_tree` writes for the same
+//! tree: both layouts build the same entries, and the header of an entry read back is the
+//! header it was written with.
+
+use std::io::{self, Read};
+
+use super::super::ArchiveError;
+use super::super::acl::NameToId;
+use super::super::header::{BLOCK, encode_header};
+use super::payload::PayloadSource;
+use super::reader::SplitReader;
+
+const COPY_BLOCK: u64 = 1 << 20;
+
+/// Counts of an export so far.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ExportStats {
+    /// Members exported, the root and hard links included.
+    pub entries: u64,
+    /// Regular files (their content came from the payload).
+    pub files: u64,
+    /// Content bytes copied from the payload.
+    pub payload_bytes: u64,
+    /// Metadata that could not be carried over, each naming its path (an ACL whose text
+    /// could not be parsed).
+    pub warnings: Vec<String>,
+}
+
+/// The tar stream of a split archive, produced as it is read. Errors (a damaged metadata
+/// stream, a payload header that does not match) come out of `read` as `io::Error`s that
+/// wrap the `ArchiveError`; see [`TarExport::into_archive_error`].
+pub struct TarExport<M, P> {
+    reader: SplitReader<M, P>,
+    /// Bytes ready to be read, from `pos` on.
+    out: Vec<u8>,
+    pos: usize,
+    /// Content of the current file not yet moved to `out`, then its padding.
+    data_left: u64,
+    padding: usize,
+    done: bool,
+    stats: ExportStats,
+}
+
+impl<M: Read, P: PayloadSource> TarExport<M, P> {
+    pub(crate) fn new(meta: M, payload: P, names: NameToId) -> Self {
+        TarExport {
+            reader: SplitReader::new(meta, payload, names),
+            out: Vec::new(),
+            pos: 0,
+            data_left: 0,
+            padding: 0,
+            done: false,
+            stats: ExportStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> &ExportStats {
+        &self.stats
+    }
+
+    /// The `ArchiveError` inside an error that `read` returned, if it holds one.
+    pub fn into_archive_error(error: io::Error) -> Result<ArchiveError, io::Error> {
+        if error.get_ref().is_some_and(|e| e.is::<ArchiveError>()) {
+            let inner = error.into_inner().expect("checked");
+            Ok(*inner.downcast::<ArchiveError>().expect("checked"))
+        } else {
+            Err(error)
+        }
+    }
+
+    /// Puts the next piece of the stream in `out`; false at the end.
+    fn refill(&mut self) -> Result<bool, ArchiveError> {
+        self.out.clear();
+        self.pos = 0;
+        if self.data_left > 0 {
+            let n = self.data_left.min(COPY_BLOCK) as usize;
+            self.out.resize(n, 0);
+            let mut done = 0;
+            while done < n {
+                let read = self.reader.read_data(&mut self.out[done..])?;
+                debug_assert!(read > 0, "the reader has data_left bytes");
+                done += read;
+            }
+            self.data_left -= n as u64;
+            self.stats.payload_bytes += n as u64;
+            if self.data_left == 0 {
+                self.out.resize(n + self.padding, 0);
+            }
+            return Ok(true);
+        }
+        if self.done {
+            return Ok(false);
+        }
+        match self.reader.next_member()? {
+            Some(member) => {
+                let entry = member.entry;
+                for problem in member.problems {
+                    let path = super::super::entry::display_path(&entry.path);
+                    self.stats.warnings.push(format!("{path}: {problem}"));
+                }
+                self.out = encode_header(&entry);
+                self.data_left = entry.data_len();
+                self.padding = (BLOCK - (self.data_left % BLOCK as u64) as usize) % BLOCK;
+                self.stats.entries += 1;
+                if matches!(entry.kind, super::super::entry::EntryKind::File { .. }) {
+                    self.stats.files += 1;
+                }
+            }
+            None => {
+                self.out.resize(2 * BLOCK, 0);
+                self.done = true;
+            }
+        }
+        Ok(true)
+    }
+}
+
+impl<M: Read, P: PayloadSource> Read for TarExport<M, P> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.out.len() {
+            if !self.refill().map_err(io::Error::other)? {
+                return Ok(0);
+            }
+        }
+        let n = buf.len().min(self.out.len() - self.pos);
+        buf[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}

@@ -1,0 +1,183 @@
+//! The split layout end to end on a small real tree: encode, export, compare with the
+//! single layout; restore; damaged offsets and lengths. The full tree with every entry kind
+//! and GNU tar/bsdtar checks is in `tests/tests/split_archive.rs`.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+
+use crate::archive::{
+    ArchiveError, ArchiveProgress, EncodeOptions, RestoreOptions, SequentialPayload, SplitError,
+    encode_tree, encode_tree_split, export_tar, restore_split,
+};
+
+fn small_tree(root: &Path) {
+    fs::create_dir_all(root.join("dir/sub")).unwrap();
+    fs::write(root.join("empty"), b"").unwrap();
+    fs::write(root.join("dir/a"), b"alpha").unwrap();
+    fs::write(root.join("dir/sub/b"), vec![7u8; 70_000]).unwrap();
+    fs::hard_link(root.join("dir/a"), root.join("link-to-a")).unwrap();
+    symlink("dir/a", root.join("sym")).unwrap();
+    let sparse = fs::File::create(root.join("sparse")).unwrap();
+    sparse.set_len(4 << 20).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&sparse, b"data", 1 << 20).unwrap();
+}
+
+fn split(root: &Path) -> (Vec<u8>, Vec<u8>) {
+    let (mut meta, mut payload) = (Vec::new(), Vec::new());
+    let progress = ArchiveProgress::default();
+    let stats = encode_tree_split(
+        root,
+        &mut meta,
+        &mut payload,
+        &progress,
+        &EncodeOptions::default(),
+    )
+    .unwrap();
+    assert!(stats.errors.is_empty(), "{:?}", stats.errors);
+    (meta, payload)
+}
+
+#[test]
+fn export_equals_the_single_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("src");
+    small_tree(&root);
+    let mut single = Vec::new();
+    encode_tree(&root, &mut single, &ArchiveProgress::default()).unwrap();
+    let (meta, payload) = split(&root);
+    assert!(meta.len() < 16 * 1024, "metadata carries no content");
+
+    let mut exported = Vec::new();
+    let stats = export_tar(&meta[..], &payload[..], &mut exported).unwrap();
+    assert!(exported == single, "export differs from encode_tree");
+    assert_eq!(stats.files, 4);
+    assert!(stats.warnings.is_empty());
+    assert_eq!(
+        payload.len() as u64,
+        stats.payload_bytes + 24 * stats.files,
+        "payload = headers + contents, nothing else"
+    );
+
+    let mut sequential = Vec::new();
+    let payload_stream = SequentialPayload::new(&payload[..]);
+    export_tar(&meta[..], payload_stream, &mut sequential).unwrap();
+    assert!(sequential == single);
+}
+
+#[test]
+fn restore_from_the_split_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("src");
+    small_tree(&root);
+    let (meta, payload) = split(&root);
+    let target = dir.path().join("restored");
+    let stats = restore_split(
+        &meta[..],
+        &payload[..],
+        &target,
+        &RestoreOptions::default(),
+        &ArchiveProgress::default(),
+    )
+    .unwrap();
+    assert_eq!(stats.files, 4);
+    assert_eq!(fs::read(target.join("dir/a")).unwrap(), b"alpha");
+    assert_eq!(
+        fs::read(target.join("dir/sub/b")).unwrap(),
+        vec![7u8; 70_000]
+    );
+    assert_eq!(
+        fs::read(target.join("sparse")).unwrap(),
+        fs::read(root.join("sparse")).unwrap()
+    );
+    assert_eq!(
+        fs::read_link(target.join("sym")).unwrap(),
+        Path::new("dir/a")
+    );
+    // The restored tree encodes to the same split archive.
+    assert!(split(&target) == (meta, payload));
+}
+
+/// Replaces the value of `key` in the first metadata member that has it, keeping the
+/// record's length so that the stream stays well-formed (checksums do not cover PAX data).
+fn patch_record(meta: &mut [u8], key: &str, old: &str, new: &str) {
+    assert_eq!(old.len(), new.len());
+    let needle = format!("{key}={old}\n");
+    let at = meta
+        .windows(needle.len())
+        .position(|w| w == needle.as_bytes())
+        .expect("record present");
+    let value = at + key.len() + 1;
+    meta[value..value + new.len()].copy_from_slice(new.as_bytes());
+}
+
+fn split_error(meta: &[u8], payload: &[u8]) -> (String, SplitError) {
+    match export_tar(meta, payload, std::io::sink()) {
+        Err(ArchiveError::Split { path, source }) => (path, source),
+        other => panic!("expected a split error, got {other:?}"),
+    }
+}
+
+#[test]
+fn wrong_offsets_and_lengths_are_errors_naming_the_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("src");
+    fs::create_dir(&root).unwrap();
+    // Same sizes: only the path tag tells their payload headers apart.
+    fs::write(root.join("a"), b"1111").unwrap();
+    fs::write(root.join("b"), b"2222").unwrap();
+    let (meta, payload) = split(&root);
+    assert_eq!(payload.len(), 2 * 28);
+
+    let mut m = meta.clone();
+    patch_record(&mut m, "BACKUPRS.payload.offset", "28", "00");
+    let (path, e) = split_error(&m, &payload);
+    assert_eq!(path, "b");
+    assert!(matches!(e, SplitError::WrongEntry { offset: 0 }), "{e}");
+
+    let mut m = meta.clone();
+    patch_record(&mut m, "BACKUPRS.payload.offset", "28", "29");
+    let (path, e) = split_error(&m, &payload);
+    assert_eq!(path, "b");
+    assert!(matches!(e, SplitError::BadMagic { offset: 29 }), "{e}");
+
+    let mut m = meta.clone();
+    patch_record(&mut m, "BACKUPRS.payload.offset", "28", "99");
+    let (_, e) = split_error(&m, &payload);
+    assert!(matches!(e, SplitError::Read { offset: 99, .. }), "{e}");
+
+    let mut m = meta.clone();
+    patch_record(&mut m, "BACKUPRS.payload.size", "4", "5");
+    let (path, e) = split_error(&m, &payload);
+    assert_eq!(path, "a");
+    assert!(
+        matches!(
+            e,
+            SplitError::LengthMismatch {
+                found: 4,
+                expected: 5,
+                ..
+            }
+        ),
+        "{e}"
+    );
+
+    let (path, e) = split_error(&meta, &payload[..54]);
+    assert_eq!(path, "b");
+    assert!(matches!(e, SplitError::Read { offset: 52, .. }), "{e}");
+
+    // restore_split reports the same error, not an IO error of the tar reader.
+    let mut m = meta.clone();
+    patch_record(&mut m, "BACKUPRS.payload.offset", "28", "00");
+    let res = restore_split(
+        &m[..],
+        &payload[..],
+        &dir.path().join("target"),
+        &RestoreOptions::default(),
+        &ArchiveProgress::default(),
+    );
+    assert!(
+        matches!(&res, Err(ArchiveError::Split { path, .. }) if path == "b"),
+        "{res:?}"
+    );
+}
