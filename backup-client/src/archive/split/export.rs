@@ -11,6 +11,7 @@ use std::io::{self, Read};
 
 use super::super::ArchiveError;
 use super::super::acl::NameToId;
+use super::super::entry::{EntryKind, display_path};
 use super::super::header::{BLOCK, encode_header};
 use super::payload::PayloadSource;
 use super::reader::SplitReader;
@@ -100,14 +101,14 @@ impl<M: Read, P: PayloadSource> TarExport<M, P> {
             Some(member) => {
                 let entry = member.entry;
                 for problem in member.problems {
-                    let path = super::super::entry::display_path(&entry.path);
+                    let path = display_path(&entry.path);
                     self.stats.warnings.push(format!("{path}: {problem}"));
                 }
                 self.out = encode_header(&entry);
                 self.data_left = entry.data_len();
                 self.padding = (BLOCK - (self.data_left % BLOCK as u64) as usize) % BLOCK;
                 self.stats.entries += 1;
-                if matches!(entry.kind, super::super::entry::EntryKind::File { .. }) {
+                if matches!(entry.kind, EntryKind::File { .. }) {
                     self.stats.files += 1;
                 }
             }

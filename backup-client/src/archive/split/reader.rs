@@ -12,7 +12,9 @@ use super::super::ArchiveError;
 use super::super::acl::NameToId;
 use super::super::entry::display_path;
 use super::super::reader::{ArchiveReader, Member};
-use super::format::{PAYLOAD_HEADER_LEN, PayloadHeader, PayloadRef, SplitError, resolve_entry};
+use super::format::{
+    KEY_OFFSET, PAYLOAD_HEADER_LEN, PayloadHeader, PayloadRef, SplitError, resolve_entry,
+};
 use super::payload::PayloadSource;
 
 pub(crate) struct SplitReader<M, P> {
@@ -53,7 +55,7 @@ impl<M: Read, P: PayloadSource> SplitReader<M, P> {
             PayloadHeader::check(&bytes, offset, &header).map_err(|e| split(&path, e))?;
             let start = offset.checked_add(PAYLOAD_HEADER_LEN as u64);
             let start = start.ok_or_else(|| {
-                let key = super::format::KEY_OFFSET.to_string();
+                let key = KEY_OFFSET.to_string();
                 split(&path, SplitError::BadRecord { key })
             })?;
             self.current = Some((path, start, header.len));

@@ -181,3 +181,44 @@ fn wrong_offsets_and_lengths_are_errors_naming_the_entry() {
         "{res:?}"
     );
 }
+
+mod damage {
+    use std::sync::OnceLock;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A split archive of `small_tree`, made once.
+    fn archive() -> &'static (Vec<u8>, Vec<u8>) {
+        static ARCHIVE: OnceLock<(Vec<u8>, Vec<u8>)> = OnceLock::new();
+        ARCHIVE.get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            small_tree(dir.path());
+            split(dir.path())
+        })
+    }
+
+    proptest! {
+        /// Damage anywhere in either stream is an error or a still-valid export (content
+        /// bytes are not checked here), never a panic or a hang.
+        #[test]
+        fn damaged_streams_never_panic(
+            in_meta in any::<bool>(),
+            at in any::<prop::sample::Index>(),
+            xor in 1u8..,
+            cut in any::<Option<prop::sample::Index>>(),
+        ) {
+            let (meta, payload) = archive();
+            let (mut meta, mut payload) = (meta.clone(), payload.clone());
+            let stream = if in_meta { &mut meta } else { &mut payload };
+            let i = at.index(stream.len());
+            stream[i] ^= xor;
+            if let Some(cut) = cut {
+                let len = cut.index(stream.len());
+                stream.truncate(len);
+            }
+            let _ = export_tar(&meta[..], &payload[..], std::io::sink());
+        }
+    }
+}
