@@ -1,6 +1,6 @@
 //! Command line of `backup-client`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -95,10 +95,14 @@ pub enum Command {
         snapshot: String,
         /// Archive name, e.g. root.tar.
         archive: String,
-        /// Directory to restore into (must not exist or be empty).
+        /// Directory to restore into (must not exist or be empty); with `--format tar`, a
+        /// new file or `-` for standard output.
         target: PathBuf,
         #[arg(long, default_value = "")]
         ns: String,
+        /// dir: the tree into a directory; tar: one standard tar stream.
+        #[arg(long, value_enum, default_value_t = restore::RestoreFormat::Dir)]
+        format: restore::RestoreFormat,
     },
 }
 
@@ -217,16 +221,24 @@ async fn run_async(cli: Cli) -> Result<std::process::ExitCode> {
             archive,
             target,
             ns,
+            format,
         } => {
+            // A tar on standard output owns stdout: the summary goes to stderr.
+            let to_stdout = format == restore::RestoreFormat::Tar && target == Path::new("-");
             let request = restore::RestoreRequest {
                 snapshot,
                 archive,
                 target,
                 ns,
-                quiet: json,
+                format,
+                quiet: json || to_stdout,
             };
             let summary = restore::run(&client, request).await?;
-            print(json, &summary, restore::print_text)?;
+            if to_stdout {
+                eprintln!("{}", serde_json::to_string(&summary)?);
+            } else {
+                print(json, &summary, restore::print_text)?;
+            }
         }
     }
     Ok(std::process::ExitCode::SUCCESS)

@@ -1,7 +1,9 @@
 //! `backup-client restore SNAPSHOT NAME.tar TARGET`: a reader session fetches the manifest
 //! and the archive's index, checks both, downloads the chunks in order with several
 //! requests in flight, verifies each chunk's digest and feeds the bytes to the archive
-//! decoder on its own thread.
+//! decoder on its own thread. With `--format tar` the verified archive stream is written as
+//! one standard tar file instead (TARGET `-` is standard output), for GNU tar, bsdtar or
+//! another machine.
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -21,7 +23,7 @@ use protocol::routes::{self, READER_PROTOCOL, encode_query};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::archive::{ArchiveProgress, RestoreOptions, restore_tree};
+use crate::archive::{ArchiveProgress, RestoreOptions, RestoreStats, restore_tree};
 use api_client::http::{Session, full_body, read_ok_body};
 
 use crate::progress::ProgressReporter;
@@ -37,7 +39,17 @@ pub struct RestoreRequest {
     pub archive: String,
     pub target: PathBuf,
     pub ns: String,
+    pub format: RestoreFormat,
     pub quiet: bool,
+}
+
+/// What a restore writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RestoreFormat {
+    /// The tree, into a directory that is empty or does not exist.
+    Dir,
+    /// One tar stream, into a new file or `-` (standard output).
+    Tar,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -62,7 +74,10 @@ pub async fn run(client: &RepoClient, request: RestoreRequest) -> Result<Restore
     if datastore::names::validate_archive_name(&request.archive)? != ArchiveKind::Tar {
         bail!("'{}' is not an archive (NAME.tar)", request.archive);
     }
-    check_target(&request.target)?;
+    match request.format {
+        RestoreFormat::Dir => check_target(&request.target)?,
+        RestoreFormat::Tar => check_tar_target(&request.target)?,
+    }
 
     let time = snapshot.time.to_string();
     let query = encode_query(&[
@@ -116,13 +131,15 @@ pub async fn run(client: &RepoClient, request: RestoreRequest) -> Result<Restore
     let (tx, rx) = mpsc::channel::<Result<Bytes, String>>(4);
     let target = request.target.clone();
     let decoder_progress = Arc::clone(&progress);
-    let decoder = tokio::task::spawn_blocking(move || {
-        restore_tree(
+    let format = request.format;
+    let decoder = tokio::task::spawn_blocking(move || match format {
+        RestoreFormat::Dir => restore_tree(
             ChannelReader::new(rx),
             &target,
             &RestoreOptions::default(),
             &decoder_progress,
-        )
+        ),
+        RestoreFormat::Tar => write_tar(ChannelReader::new(rx), &target, &decoder_progress),
     });
     let fetched = fetch_chunks(&mut session, &index, tx).await;
     let decoded = decoder
@@ -151,6 +168,67 @@ fn download_path(file_name: &str) -> String {
         routes::READER_DOWNLOAD.path,
         encode_query(&[("file-name", file_name)])
     )
+}
+
+/// A tar target is standard output (`-`) or a file that does not exist yet.
+fn check_tar_target(target: &Path) -> Result<()> {
+    if target == Path::new("-") {
+        return Ok(());
+    }
+    match std::fs::symlink_metadata(target) {
+        Ok(_) => bail!("{} exists: a tar export never overwrites", target.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("restore target {}", target.display())),
+    }
+}
+
+/// Copies the verified archive stream to `target` (`-`: standard output). A file target is
+/// written under a temporary name and renamed when complete, so a failed export leaves none.
+fn write_tar(
+    mut input: ChannelReader,
+    target: &Path,
+    progress: &ArchiveProgress,
+) -> Result<RestoreStats, crate::archive::ArchiveError> {
+    use crate::archive::ArchiveError;
+    use std::io::Write;
+    let output_error = |source| ArchiveError::Output { source };
+    let mut copy = |out: &mut dyn Write| -> Result<u64, ArchiveError> {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        loop {
+            let n = input.read(&mut buf).map_err(|source| ArchiveError::Input {
+                offset: total,
+                source,
+            })?;
+            if n == 0 {
+                out.flush().map_err(output_error)?;
+                return Ok(total);
+            }
+            out.write_all(&buf[..n]).map_err(output_error)?;
+            total += n as u64;
+            progress
+                .bytes
+                .store(total, std::sync::atomic::Ordering::Relaxed);
+        }
+    };
+    let bytes_written = if target == Path::new("-") {
+        copy(&mut std::io::stdout().lock())?
+    } else {
+        let dir = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let mut file = tempfile::NamedTempFile::new_in(dir).map_err(output_error)?;
+        let n = copy(&mut file)?;
+        file.as_file().sync_all().map_err(output_error)?;
+        file.persist_noclobber(target)
+            .map_err(|e| output_error(e.error))?;
+        n
+    };
+    Ok(RestoreStats {
+        bytes_written,
+        ..RestoreStats::default()
+    })
 }
 
 /// The target must not exist or be an empty directory; checked before any download.
