@@ -309,3 +309,20 @@ pub fn disk_state(root: &Path) -> Vec<(PathBuf, u64, i64, i64)> {
     out.sort();
     out
 }
+
+/// Whether an external tool (GNU tar, bsdtar, ...) is installed: `NAME --version` works.
+pub fn tool_installed(name: &str) -> bool {
+    Command::new(name)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Runs a command that must succeed without a word on stderr; returns its stdout.
+pub fn run_quiet(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{cmd:?} failed: {stderr}");
+    assert!(stderr.is_empty(), "{cmd:?} complained: {stderr}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -11,6 +11,7 @@ use std::process::Command;
 use backup_client::archive::{
     ArchiveError, ArchiveProgress, RestoreOptions, encode_tree, restore_tree,
 };
+use e2e::harness::{run_quiet as run, tool_installed as tool};
 use e2e::tree::{TreeOptions, compare_trees, generate_tree};
 use tar::{EntryType, Header};
 
@@ -106,21 +107,6 @@ fn full_tree_round_trips_and_encodes_stably() {
         encode(&again) == archive,
         "a restored tree encodes like its original"
     );
-}
-
-fn tool(name: &str) -> bool {
-    Command::new(name)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{cmd:?} failed: {stderr}");
-    assert!(stderr.is_empty(), "{cmd:?} complained: {stderr}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]

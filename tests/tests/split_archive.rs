@@ -12,6 +12,7 @@ use backup_client::archive::{
     ArchiveError, ArchiveProgress, EncodeOptions, RestoreOptions, SequentialPayload, SplitError,
     encode_tree, encode_tree_split, export_tar, restore_split,
 };
+use e2e::harness::{run_quiet as run, tool_installed as tool};
 use e2e::tree::{TreeInfo, TreeOptions, compare_trees, generate_tree};
 
 /// Bytes in front of every file's content in the payload stream.
@@ -72,21 +73,6 @@ fn fixture() -> Fixture {
         meta,
         payload,
     }
-}
-
-fn tool(name: &str) -> bool {
-    Command::new(name)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{cmd:?} failed: {stderr}");
-    assert!(stderr.is_empty(), "{cmd:?} complained: {stderr}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
