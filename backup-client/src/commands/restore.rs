@@ -29,8 +29,9 @@ use api_client::http::{Session, full_body, read_ok_body};
 use crate::progress::ProgressReporter;
 use crate::repository::RepoClient;
 
-/// Chunk downloads in flight at once.
-const DOWNLOADS_IN_FLIGHT: usize = 8;
+/// Chunk downloads in flight at once: 4 restore as fast as 8 here (512 MiB of large files:
+/// 0.86-0.96 s against 0.89-1.05 s) with 100 MiB peak client RSS instead of 161-168.
+const DOWNLOADS_IN_FLIGHT: usize = 4;
 /// Attempts per chunk before the restore fails.
 const ATTEMPTS: u32 = 3;
 
