@@ -28,7 +28,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use datastore::chunker::{Chunker, ChunkerParams};
 use datastore::digest::{Digest, ZeroDigests, is_all_zero};
 use datastore::index::IndexChecksum;
@@ -141,7 +141,8 @@ async fn chunk_and_hash(
     tx: mpsc::Sender<Hashed>,
 ) -> Result<()> {
     let mut chunker = Chunker::new(params);
-    let mut pending = BytesMut::new();
+    // The current chunk's bytes, as slices of the encoder's blocks (no copy until the cut).
+    let mut pending = Pieces::default();
     let mut hashing = FuturesOrdered::new();
     let limit = workers();
     let submit = async |chunk: Bytes, hashing: &mut FuturesOrdered<_>| -> Result<()> {
@@ -159,21 +160,53 @@ async fn chunk_and_hash(
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        let mut rest = &data[..];
-        while let Some(n) = chunker.scan(rest) {
-            pending.extend_from_slice(&rest[..n]);
-            submit(pending.split().freeze(), &mut hashing).await?;
-            rest = &rest[n..];
+        let mut at = 0;
+        while let Some(n) = chunker.scan(&data[at..]) {
+            pending.push(data.slice(at..at + n));
+            submit(pending.take(), &mut hashing).await?;
+            at += n;
         }
-        pending.extend_from_slice(rest);
+        pending.push(data.slice(at..));
     }
-    if !pending.is_empty() {
-        submit(pending.split().freeze(), &mut hashing).await?;
+    if pending.len > 0 {
+        submit(pending.take(), &mut hashing).await?;
     }
     while !hashing.is_empty() {
         forward(&mut hashing, &tx).await?;
     }
     Ok(())
+}
+
+/// The bytes of one chunk while it is being cut: slices of the blocks it spans.
+#[derive(Default)]
+struct Pieces {
+    pieces: Vec<Bytes>,
+    len: usize,
+}
+
+impl Pieces {
+    fn push(&mut self, piece: Bytes) {
+        if !piece.is_empty() {
+            self.len += piece.len();
+            self.pieces.push(piece);
+        }
+    }
+
+    /// The chunk as one buffer of exactly its size (one copy; none for a single piece),
+    /// leaving this empty. Exact-size buffers keep the allocator from growing and
+    /// re-copying a buffer per chunk.
+    fn take(&mut self) -> Bytes {
+        let len = std::mem::take(&mut self.len);
+        let mut pieces = std::mem::take(&mut self.pieces);
+        if pieces.len() == 1 {
+            return pieces.pop().unwrap_or_default();
+        }
+        let mut chunk = Vec::with_capacity(len);
+        for piece in &pieces {
+            chunk.extend_from_slice(piece);
+        }
+        Bytes::from(chunk)
+    }
 }
 
 type HashJob = AbortOnDrop<Hashed>;
