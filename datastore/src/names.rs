@@ -41,8 +41,15 @@ impl NameError {
     }
 }
 
-/// Checks `[A-Za-z0-9_][A-Za-z0-9._-]*` with a total length in `min..=max`.
-fn check_safe_name(what: &'static str, s: &str, min: usize, max: usize) -> Result<(), NameError> {
+/// Checks `[A-Za-z0-9_][A-Za-z0-9._-]*` with a total length in `min..=max`: the one
+/// pattern for every name that becomes a path component or an identifier (the server's
+/// user and token names too).
+pub fn check_safe_name(
+    what: &'static str,
+    s: &str,
+    min: usize,
+    max: usize,
+) -> Result<(), NameError> {
     let err = |reason| Err(NameError::new(what, s, reason));
     let Some(&first) = s.as_bytes().first() else {
         return err("must not be empty");

@@ -24,6 +24,25 @@ mod compare;
 
 pub use compare::compare_trees;
 
+/// Panics, listing every difference, unless the trees under `a` and `b` compare equal.
+pub fn assert_same_tree(a: &Path, b: &Path) {
+    if let Err(diffs) = compare_trees(a, b) {
+        panic!("{} differences:\n{}", diffs.len(), diffs.join("\n"));
+    }
+}
+
+impl TreeOptions {
+    /// The default tree with a 3 MiB large file and an 8 MiB sparse file: every entry kind,
+    /// quick to encode.
+    pub fn small() -> Self {
+        Self {
+            large_file_size: 3 << 20,
+            sparse_file_size: 8 << 20,
+            ..Self::default()
+        }
+    }
+}
+
 const MIB: u64 = 1 << 20;
 
 /// What to build; `Default` gives the full-size tree.

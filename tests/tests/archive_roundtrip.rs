@@ -12,7 +12,7 @@ use backup_client::archive::{
     ArchiveError, ArchiveProgress, RestoreOptions, encode_tree, restore_tree,
 };
 use e2e::harness::{run_quiet as run, tool_installed as tool};
-use e2e::tree::{TreeOptions, compare_trees, generate_tree};
+use e2e::tree::{TreeOptions, assert_same_tree, generate_tree};
 use tar::{EntryType, Header};
 
 fn is_root() -> bool {
@@ -28,20 +28,6 @@ fn encode(root: &Path) -> Vec<u8> {
         stats.errors
     );
     out
-}
-
-fn small_tree() -> TreeOptions {
-    TreeOptions {
-        large_file_size: 3 << 20,
-        sparse_file_size: 8 << 20,
-        ..TreeOptions::default()
-    }
-}
-
-fn assert_same(a: &Path, b: &Path) {
-    if let Err(diffs) = compare_trees(a, b) {
-        panic!("{} differences:\n{}", diffs.len(), diffs.join("\n"));
-    }
 }
 
 #[test]
@@ -92,7 +78,7 @@ fn full_tree_round_trips_and_encodes_stably() {
     if is_root() {
         assert!(restored.warnings.is_empty(), "{:#?}", restored.warnings);
     }
-    assert_same(&src, &target);
+    assert_same_tree(&src, &target);
 
     let again = dir.path().join("again");
     fs::create_dir(&again).unwrap();
@@ -113,7 +99,7 @@ fn full_tree_round_trips_and_encodes_stably() {
 fn gnu_tar_and_bsdtar_read_the_stream() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    let info = generate_tree(&src, &small_tree()).unwrap();
+    let info = generate_tree(&src, &TreeOptions::small()).unwrap();
     let file = dir.path().join("tree.tar");
     fs::write(&file, encode(&src)).unwrap();
 
@@ -150,7 +136,7 @@ fn gnu_tar_and_bsdtar_read_the_stream() {
         "-f",
     ]);
     run(extract.arg(&file).arg("-C").arg(&extracted));
-    assert_same(&src, &extracted);
+    assert_same_tree(&src, &extracted);
     for sparse in &info.sparse_files {
         let meta = fs::metadata(extracted.join(sparse)).unwrap();
         assert!(
@@ -182,7 +168,7 @@ fn gnu_tar_and_bsdtar_read_the_stream() {
 fn restores_what_gnu_tar_wrote() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    generate_tree(&src, &small_tree()).unwrap();
+    generate_tree(&src, &TreeOptions::small()).unwrap();
     let file = dir.path().join("gnu.tar");
     let mut create = Command::new("tar");
     create.args([
@@ -206,7 +192,7 @@ fn restores_what_gnu_tar_wrote() {
     if is_root() {
         assert!(stats.warnings.is_empty(), "{:#?}", stats.warnings);
     }
-    assert_same(&src, &target);
+    assert_same_tree(&src, &target);
 }
 
 /// A member with raw name and link bytes, bypassing the tar crate's path checks.
@@ -538,7 +524,7 @@ fn restore_as_non_root_warns_and_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let src = dir.path().join("src");
-    let info = generate_tree(&src, &small_tree()).unwrap();
+    let info = generate_tree(&src, &TreeOptions::small()).unwrap();
     let archive = dir.path().join("tree.tar");
     fs::write(&archive, encode(&src)).unwrap();
     let work = dir.path().join("work");

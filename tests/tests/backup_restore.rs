@@ -3,7 +3,7 @@
 //! metadata; a second backup deduplicates.
 
 use e2e::harness::TestServer;
-use e2e::tree::{TreeOptions, compare_trees, generate_tree};
+use e2e::tree::{TreeOptions, assert_same_tree, compare_trees, generate_tree};
 
 fn u(v: &serde_json::Value, key: &str) -> u64 {
     v[key]
@@ -42,9 +42,7 @@ fn round_trip_restores_every_entry_kind() {
     let restored =
         server.client_json(&["restore", &snapshot, "root.tar", target.to_str().unwrap()]);
     assert_eq!(restored["snapshot"], snapshot.as_str());
-    if let Err(diffs) = compare_trees(&source, &target) {
-        panic!("restored tree differs:\n{}", diffs.join("\n"));
-    }
+    assert_same_tree(&source, &target);
 }
 
 #[test]

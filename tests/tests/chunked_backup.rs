@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use datastore::index::DynamicIndex;
 use e2e::harness::{TestServer, disk_state, run_ok};
-use e2e::tree::{TreeOptions, compare_trees, generate_tree};
+use e2e::tree::{TreeOptions, assert_same_tree, generate_tree};
 
 const MAX_CHUNK: u64 = 16 << 20;
 
@@ -127,9 +127,7 @@ fn second_backup_sends_only_what_changed() {
         &restored_third,
     );
     assert!(std::fs::read(restored_third.join("big.img")).unwrap() == middle);
-    if let Err(diffs) = compare_trees(&source, &restored_third) {
-        panic!("restored tree differs:\n{}", diffs.join("\n"));
-    }
+    assert_same_tree(&source, &restored_third);
     let verify = server.admin_json(&["verify", TestServer::STORE]);
     assert_eq!(verify["status"], "ok", "{verify}");
 }
@@ -271,9 +269,7 @@ fn a_server_that_goes_away_fails_the_backup_cleanly() {
     let summary = server.backup(&source, "gone");
     let target = work.path().join("restore");
     restore(&server, summary["snapshot"].as_str().unwrap(), &target);
-    if let Err(diffs) = compare_trees(&source, &target) {
-        panic!("restored tree differs:\n{}", diffs.join("\n"));
-    }
+    assert_same_tree(&source, &target);
     run_ok(&mut server.admin(&["verify", TestServer::STORE]));
 }
 
@@ -307,7 +303,5 @@ fn chunk_uploads_whose_streams_are_reset_are_retried() {
     );
     let target = work.path().join("restore");
     restore(&server, summary["snapshot"].as_str().unwrap(), &target);
-    if let Err(diffs) = compare_trees(&source, &target) {
-        panic!("restored tree differs:\n{}", diffs.join("\n"));
-    }
+    assert_same_tree(&source, &target);
 }

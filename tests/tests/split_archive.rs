@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::io::BufReader;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use backup_client::archive::{
@@ -13,24 +13,10 @@ use backup_client::archive::{
     encode_tree, encode_tree_split, export_tar, restore_split,
 };
 use e2e::harness::{run_quiet as run, tool_installed as tool};
-use e2e::tree::{TreeInfo, TreeOptions, compare_trees, generate_tree};
+use e2e::tree::{TreeInfo, TreeOptions, assert_same_tree, compare_trees, generate_tree};
 
 /// Bytes in front of every file's content in the payload stream.
 const PAYLOAD_HEADER: u64 = 24;
-
-fn small_tree() -> TreeOptions {
-    TreeOptions {
-        large_file_size: 3 << 20,
-        sparse_file_size: 8 << 20,
-        ..TreeOptions::default()
-    }
-}
-
-fn assert_same(a: &Path, b: &Path) {
-    if let Err(diffs) = compare_trees(a, b) {
-        panic!("{} differences:\n{}", diffs.len(), diffs.join("\n"));
-    }
-}
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -46,7 +32,7 @@ fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().to_path_buf();
     let src = work.join("src");
-    let info = generate_tree(&src, &small_tree()).unwrap();
+    let info = generate_tree(&src, &TreeOptions::small()).unwrap();
     let meta = work.join("meta.tar");
     let payload = work.join("payload.bin");
     let stats = encode_tree_split(
@@ -120,7 +106,7 @@ fn export_is_the_single_layout_stream_and_restore_gives_the_tree() {
     .unwrap();
     assert_eq!(restored.entries, f.info.entries + 1);
     assert!(restored.warnings.is_empty(), "{:#?}", restored.warnings);
-    assert_same(&f.src, &target);
+    assert_same_tree(&f.src, &target);
 }
 
 #[test]
@@ -200,7 +186,7 @@ fn gnu_tar_and_bsdtar_extract_the_export_to_the_same_tree() {
         "-f",
     ]);
     run(extract.arg(&file).arg("-C").arg(&by_gnu));
-    assert_same(&f.src, &by_gnu);
+    assert_same_tree(&f.src, &by_gnu);
 
     if !tool("bsdtar") {
         println!("skipping bsdtar: not installed (apt-get install libarchive-tools)");

@@ -69,20 +69,12 @@ pub async fn parent_index(session: &Session, archive: &str) -> Result<Option<Dyn
         routes::READER_DOWNLOAD.path,
         encode_query(&[("file-name", &file_name)])
     );
-    let response = session
-        .clone()
-        .send(
-            hyper::Method::GET,
-            &path,
-            api_client::http::full_body(bytes::Bytes::new()),
-        )
-        .await?;
-    if response.status() == hyper::StatusCode::NOT_FOUND {
-        return Ok(None);
-    }
-    let bytes = api_client::http::read_ok_body(response, 256 << 20)
+    let Some((_, bytes)) = super::target::get_index(session, &path)
         .await
-        .with_context(|| format!("downloading the parent's {file_name}"))?;
+        .with_context(|| format!("downloading the parent's {file_name}"))?
+    else {
+        return Ok(None);
+    };
     let index = DynamicIndex::decode(&bytes)
         .with_context(|| format!("the parent's {file_name} is damaged"))?;
     Ok(Some(index))

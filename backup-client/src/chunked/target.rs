@@ -169,7 +169,10 @@ async fn send_with_retries(session: &Session, path: &str, body: &Bytes) -> Resul
 /// differs from its digest, as a lying or broken client's would, so that a test can check
 /// that the server refuses it and the backup fails.
 fn corrupt_uploads() -> bool {
-    std::env::var(crate::upload::FAULT_ENV).is_ok_and(|f| f == "corrupt-chunk-upload")
+    static CORRUPT: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
+        std::env::var(crate::upload::FAULT_ENV).is_ok_and(|f| f == "corrupt-chunk-upload")
+    });
+    *CORRUPT
 }
 
 fn is_transient(status: StatusCode) -> bool {
@@ -190,28 +193,37 @@ pub async fn previous_index(
         SESSION_PREVIOUS_INDEX.path,
         encode_query(&[("archive-name", archive)])
     );
-    let response = session
-        .clone()
-        .send(hyper::Method::GET, &path, full_body(Bytes::new()))
+    let Some((headers, bytes)) = get_index(session, &path)
         .await
-        .context("asking for the parent index")?;
-    if response.status() == StatusCode::NOT_FOUND {
-        let reason = error_from_response(response).await;
-        tracing::info!("no parent index for {archive}: {reason:#}");
+        .context("asking for the parent index")?
+    else {
         return Ok(None);
-    }
-    let parent = response
-        .headers()
+    };
+    let parent = headers
         .get(PREVIOUS_SNAPSHOT_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    let bytes = api_client::http::read_ok_body(response, MAX_INDEX_SIZE)
-        .await
-        .context("downloading the parent index")?;
     let index = DynamicIndex::decode(&bytes)
         .map_err(|e| anyhow!("the parent index of {archive} from {parent} is damaged: {e}"))?;
     Ok(Some((parent, index)))
+}
+
+/// GETs an index file: its headers and bytes, or `None` when the server answers 404 (no
+/// such index; the reason is logged).
+pub async fn get_index(session: &Session, path: &str) -> Result<Option<(hyper::HeaderMap, Bytes)>> {
+    let response = session
+        .clone()
+        .send(hyper::Method::GET, path, full_body(Bytes::new()))
+        .await?;
+    if response.status() == StatusCode::NOT_FOUND {
+        let reason = error_from_response(response).await;
+        tracing::info!("no index at {path}: {reason:#}");
+        return Ok(None);
+    }
+    let headers = response.headers().clone();
+    let bytes = api_client::http::read_ok_body(response, MAX_INDEX_SIZE).await?;
+    Ok(Some((headers, bytes)))
 }
 
 /// Opens an index writer for `archive` in the session.

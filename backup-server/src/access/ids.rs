@@ -21,23 +21,8 @@ const DATASTORE_COMPONENT: &str = "datastore";
 
 /// Checks `[A-Za-z0-9_][A-Za-z0-9._-]{0,63}`: a user name or a token name.
 fn check_name(what: &'static str, s: &str) -> Result<(), AccessError> {
-    let err = |reason| Err(AccessError::bad_name(what, s, reason));
-    let Some(&first) = s.as_bytes().first() else {
-        return err("must not be empty");
-    };
-    if !(first.is_ascii_alphanumeric() || first == b'_') {
-        return err("must start with a letter, a digit or '_'");
-    }
-    if !s
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-    {
-        return err("may only contain letters, digits, '_', '.' and '-'");
-    }
-    if s.len() > 64 {
-        return err("is longer than 64 characters");
-    }
-    Ok(())
+    datastore::names::check_safe_name(what, s, 1, 64)
+        .map_err(|e| AccessError::bad_name(e.what, s, e.reason))
 }
 
 /// Checks `[A-Za-z0-9_-]{1,32}`: a realm.
