@@ -161,15 +161,16 @@ impl ChunkStore {
     }
 
     /// Touches every chunk of `digests` (see [`touch`](Self::touch)) and returns the ones
-    /// that are missing, in the order given. A backup that reuses an old index's chunks
-    /// touches them first: from then on GC keeps them for as long as the backup runs.
+    /// that are missing or empty (what a crash can leave; [`insert`](Self::insert)
+    /// overwrites such a file), in the order given. A backup that reuses an old index's
+    /// chunks touches them first: from then on GC keeps them for as long as the backup runs.
     pub fn touch_all<'a>(
         &self,
         digests: impl IntoIterator<Item = &'a Digest>,
     ) -> Result<Vec<Digest>, ChunkStoreError> {
         let mut missing = Vec::new();
         for digest in digests {
-            if !self.touch(digest)? {
+            if !(self.touch(digest)? && self.contains(digest)) {
                 missing.push(*digest);
             }
         }

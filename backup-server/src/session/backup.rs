@@ -49,7 +49,8 @@ pub struct BackupSession {
     zeros: Arc<datastore::digest::ZeroDigests>,
     /// Files uploaded so far, by file name in the snapshot directory.
     files: Mutex<BTreeMap<String, ManifestFile>>,
-    /// `false` while open; `true` once finished or abandoned (no more requests).
+    /// Open, Finished or Abandoned. Handlers hold the read lock while they run; `finish` and
+    /// `abandon` take the write lock, so the session never ends under a running request.
     active: RwLock<SessionEnd>,
     task: Arc<TaskContext>,
     /// Who runs the backup: becomes the owner of a new group at `finish`.
@@ -251,13 +252,16 @@ impl BackupSession {
         let stats = match result {
             Ok(stats) => stats,
             Err(err) => {
-                self.files.lock().await.remove(&file_name);
+                self.unreserve(&file_name).await;
                 return Err(err);
             }
         };
-        let index = stats
-            .index
-            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("ingest returned no index")))?;
+        let Some(index) = stats.index else {
+            self.unreserve(&file_name).await;
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "ingest returned no index"
+            )));
+        };
         self.stats
             .new_chunks
             .fetch_add(stats.new_chunks, Ordering::Relaxed);
@@ -325,21 +329,28 @@ impl BackupSession {
         self.stats
             .bytes_received
             .fetch_add(blob.len() as u64, Ordering::Relaxed);
-        let raw = datastore::blob::decode(&blob, protocol::limits::MAX_BLOB_SIZE)
-            .map_err(|e| ApiError::bad_request(format!("invalid blob: {e}")))?;
         let path = self
             .open
             .store
             .snapshot_file_path(&self.snapshot, file_name)
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let file = ManifestFile {
-            filename: file_name.to_string(),
-            size: raw.len() as u64,
-            csum: datastore::digest::Digest::of(&blob).to_hex(),
-            chunks: 0,
-        };
-        blocking(move || Ok(datastore::fs_util::replace_file(&path, &blob)?)).await?;
-        Ok(file)
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        let filename = file_name.to_string();
+        // Decoding and hashing up to 128 MiB is CPU work: off the async task, with the write.
+        tokio::task::spawn_blocking(move || {
+            let raw = datastore::blob::decode(&blob, protocol::limits::MAX_BLOB_SIZE)
+                .map_err(|e| ApiError::bad_request(format!("invalid blob: {e}")))?;
+            let file = ManifestFile {
+                filename,
+                size: raw.len() as u64,
+                csum: datastore::digest::Digest::of(&blob).to_hex(),
+                chunks: 0,
+            };
+            datastore::fs_util::replace_file(&path, &blob)
+                .map_err(|e| ApiError::Internal(e.into()))?;
+            Ok::<_, ApiError>(file)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("blob worker failed: {e}")))?
     }
 
     /// Claims a file name for an upload; each name may be uploaded once per session.

@@ -282,4 +282,7 @@ fn touch_all_reports_missing_chunks_and_marks_the_rest() {
         assert!(atime > 1_700_000_000, "{digest} touched");
     }
     assert!(store.touch_all([]).unwrap().is_empty());
+    // An empty file (what a crash can leave) is no chunk: it must not be reused.
+    fs::write(store.chunk_path(&c), b"").unwrap();
+    assert_eq!(store.touch_all([&a, &c]).unwrap(), vec![c]);
 }
