@@ -47,7 +47,10 @@ pub use exclude::{ExcludeError, ExcludeMatcher, ExcludeSource};
 pub use header::HeaderError;
 pub use pax::PaxError;
 pub use sparse::SparseMapError;
-pub use split::{ExportStats, PayloadSource, SequentialPayload, SplitError, TarExport};
+pub use split::{
+    ExportStats, PayloadSource, PayloadWrite, PreviousPayload, ReuseStats, ReusedChunk,
+    SequentialPayload, SplitError, TarExport,
+};
 
 /// Live counters for a progress display, updated with `Relaxed` stores while encoding
 /// (`bytes`: file content read) or restoring (`bytes`: file content written).
@@ -90,6 +93,11 @@ pub struct EncodeStats {
     /// Regular files whose content was written.
     pub files: u64,
     pub bytes_read: u64,
+    /// Split layout with a previous archive: files whose content was re-used, not read,
+    /// their payload bytes, and the bytes of re-used chunks that belong to no file.
+    pub reused_files: u64,
+    pub reused_bytes: u64,
+    pub padding_bytes: u64,
     /// Per-file problems that did not stop the archive, each naming its path: a file that
     /// vanished or could not be opened (left out), one that shrank or failed while being
     /// read (zero-padded to its declared size), a directory that could not be listed.
@@ -206,9 +214,33 @@ pub fn encode_tree_split<M: Write, P: Write>(
 ) -> Result<EncodeStats, ArchiveError> {
     encode::encode_to(
         root,
+        split::SplitSink::new(meta_out, split::BytesOnly(payload_out)),
+        progress,
+        options,
+    )
+}
+
+/// `encode_tree_split` against the previous split archive of the same tree: its metadata
+/// stream `previous_meta` (read along with the walk) and its payload index
+/// `previous_payload`. A regular file whose size, mode, mtime, ctime and inode are
+/// unchanged is not read: the payload chunks holding it are handed to
+/// `payload_out.append_chunks` and its metadata points into them. `EncodeStats` says how
+/// many files were re-used and how many padding bytes that cost.
+pub fn encode_tree_split_reusing<M: Write, P: PayloadWrite>(
+    root: &Path,
+    meta_out: M,
+    payload_out: P,
+    previous_meta: Box<dyn Read + Send>,
+    previous_payload: PreviousPayload,
+    progress: &ArchiveProgress,
+    options: &EncodeOptions,
+) -> Result<EncodeStats, ArchiveError> {
+    encode::encode_with_reuse(
+        root,
         split::SplitSink::new(meta_out, payload_out),
         progress,
         options,
+        Some(encode::Reuse::new(previous_meta, previous_payload)),
     )
 }
 

@@ -221,54 +221,105 @@ impl<'de> serde::Deserialize<'de> for Namespace {
 /// How an archive is stored in a snapshot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ArchiveKind {
-    /// `NAME.tar`: chunked, stored as the dynamic index `NAME.tar.didx`.
+    /// `NAME.tar`: one tar stream, chunked, stored as the dynamic index `NAME.tar.didx`.
     Tar,
+    /// `NAME.mtar`: the metadata stream of the split archive `NAME.tar` (`NAME.mtar.didx`).
+    MetaTar,
+    /// `NAME.ptar`: the payload stream of the split archive `NAME.tar` (`NAME.ptar.didx`).
+    PayloadTar,
     /// `NAME.blob`: one blob, stored as is.
     Blob,
 }
 
-/// An archive name: `[A-Za-z0-9_][A-Za-z0-9._-]{0,63}` ending in `.tar` or `.blob`, and not
-/// the manifest's name.
+impl ArchiveKind {
+    /// Chunked and stored as a dynamic index.
+    pub fn is_index(self) -> bool {
+        self != ArchiveKind::Blob
+    }
+}
+
+/// Archive name suffixes and their kinds.
+const ARCHIVE_SUFFIXES: [(&str, ArchiveKind); 4] = [
+    (".tar", ArchiveKind::Tar),
+    (".mtar", ArchiveKind::MetaTar),
+    (".ptar", ArchiveKind::PayloadTar),
+    (".blob", ArchiveKind::Blob),
+];
+
+/// An archive name: `[A-Za-z0-9_][A-Za-z0-9._-]{0,63}` ending in `.tar`, `.mtar`, `.ptar`
+/// or `.blob`, and not the manifest's name.
 pub fn validate_archive_name(s: &str) -> Result<ArchiveKind, NameError> {
     const WHAT: &str = "archive name";
     check_safe_name(WHAT, s, 1, 64)?;
     if s == MANIFEST_NAME {
         return Err(NameError::new(WHAT, s, "is reserved for the manifest"));
     }
-    if s.ends_with(".tar") {
-        Ok(ArchiveKind::Tar)
-    } else if s.ends_with(".blob") {
-        Ok(ArchiveKind::Blob)
-    } else {
-        Err(NameError::new(WHAT, s, "must end in .tar or .blob"))
-    }
+    ARCHIVE_SUFFIXES
+        .iter()
+        .find(|(suffix, _)| s.ends_with(suffix))
+        .map(|&(_, kind)| kind)
+        .ok_or_else(|| NameError::new(WHAT, s, "must end in .tar, .mtar, .ptar or .blob"))
 }
 
-/// The file that stores an archive: `root.tar` -> `root.tar.didx`, `x.blob` -> `x.blob`.
+/// The two stored archives of the split archive `NAME.tar`: (`NAME.mtar`, `NAME.ptar`).
+/// `None` when `archive` does not end in `.tar`.
+pub fn split_archive_names(archive: &str) -> Option<(String, String)> {
+    let stem = archive.strip_suffix(".tar")?;
+    Some((format!("{stem}.mtar"), format!("{stem}.ptar")))
+}
+
+/// The file that stores an archive: `root.tar` -> `root.tar.didx` (likewise `.mtar`,
+/// `.ptar`), `x.blob` -> `x.blob`.
 pub fn archive_file_name(archive: &str) -> String {
-    if archive.ends_with(".tar") {
+    let is_index = ARCHIVE_SUFFIXES
+        .iter()
+        .any(|(suffix, kind)| kind.is_index() && archive.ends_with(suffix));
+    if is_index {
         format!("{archive}{INDEX_SUFFIX}")
     } else {
         archive.to_owned()
     }
 }
 
-/// A file name inside a snapshot directory: [`MANIFEST_NAME`], `NAME.tar.didx` or
-/// `NAME.blob` (with `NAME.tar` / `NAME.blob` a valid archive name).
+/// A file name inside a snapshot directory: [`MANIFEST_NAME`], `NAME.tar.didx` (likewise
+/// `.mtar.didx`, `.ptar.didx`) or `NAME.blob` (with the name before `.didx` a valid
+/// archive name).
 pub fn validate_snapshot_file_name(s: &str) -> Result<(), NameError> {
     if s == MANIFEST_NAME {
         return Ok(());
     }
     let reject = |reason| Err(NameError::new("snapshot file name", s, reason));
-    let kind = match s.strip_suffix(INDEX_SUFFIX) {
-        Some(archive) => (validate_archive_name(archive)?, ArchiveKind::Tar),
-        None => (validate_archive_name(s)?, ArchiveKind::Blob),
-    };
-    match kind {
-        (ArchiveKind::Tar, ArchiveKind::Tar) | (ArchiveKind::Blob, ArchiveKind::Blob) => Ok(()),
-        (ArchiveKind::Tar, ArchiveKind::Blob) => reject("a .tar archive is stored as .tar.didx"),
-        (ArchiveKind::Blob, ArchiveKind::Tar) => reject("only .tar archives have an index"),
+    match s.strip_suffix(INDEX_SUFFIX) {
+        Some(archive) if validate_archive_name(archive)?.is_index() => Ok(()),
+        Some(_) => reject("only .tar, .mtar and .ptar archives have an index"),
+        None if validate_archive_name(s)?.is_index() => {
+            reject("a .tar, .mtar or .ptar archive is stored with .didx")
+        }
+        None => Ok(()),
     }
+}
+
+/// Checks the archive names of one snapshot: every split archive is whole (`NAME.mtar`
+/// with its `NAME.ptar` and the other way round), and no name is both a single tar
+/// (`NAME.tar`) and a split one.
+pub fn check_split_pairs<'a>(archives: impl IntoIterator<Item = &'a str>) -> Result<(), String> {
+    let names: std::collections::BTreeSet<&str> = archives.into_iter().collect();
+    for name in &names {
+        let (stem, other, what) = if let Some(stem) = name.strip_suffix(".mtar") {
+            (stem, format!("{stem}.ptar"), "its payload")
+        } else if let Some(stem) = name.strip_suffix(".ptar") {
+            (stem, format!("{stem}.mtar"), "its metadata")
+        } else {
+            continue;
+        };
+        if !names.contains(other.as_str()) {
+            return Err(format!("split archive {stem}.tar has {name} but not {what} ({other})"));
+        }
+        if names.contains(format!("{stem}.tar").as_str()) {
+            return Err(format!("{stem}.tar is given both as one tar stream and split"));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@
 //!
 //! The walk and the entries it makes are the same for every layout; where the bytes go is
 //! an [`EntrySink`]: [`TarSink`] writes the single tar stream, the split layout
-//! (`super::split`) a metadata and a payload stream.
+//! (`super::split`) a metadata and a payload stream. With a previous split archive the
+//! encoder re-uses the payload of unchanged files instead of reading them ([`reuse`]).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -19,12 +20,13 @@ use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::entry::{Entry, EntryKind, display_path};
+use super::entry::{Entry, EntryKind, FileStamp, Timestamp, display_path};
 use super::header::{BLOCK, encode_header};
 use super::source::{
     NameCache, basic_meta, data_segments, may_be_sparse, open_for_reading, read_meta,
 };
 use super::sparse::{SparseMap, SparseSegment};
+use super::split::ReusedChunk;
 use super::walk::{TreeWalker, WalkEvent, WalkItem};
 use super::{ArchiveError, ArchiveProgress, EncodeOptions, EncodeStats};
 
@@ -33,12 +35,28 @@ const OUTPUT_BUFFER: usize = 256 << 10;
 
 /// Where the encoder puts an archive: one member at a time, `begin` with the entry, then
 /// exactly `entry.data_len()` bytes through `data`, then `end`; `finish` after the last.
+/// `stamp` comes with every regular file whose content follows.
 pub(crate) trait EntrySink {
-    fn begin(&mut self, entry: &Entry) -> io::Result<()>;
+    fn begin(&mut self, entry: &Entry, stamp: Option<&FileStamp>) -> io::Result<()>;
     fn data(&mut self, bytes: &[u8]) -> io::Result<()>;
     fn end(&mut self, entry: &Entry) -> io::Result<()>;
     /// Writes what closes the archive and flushes everything to the consumer.
     fn finish(self) -> io::Result<()>;
+    /// The split layout's extra operations, for re-using a previous payload.
+    fn split_out(&mut self) -> Option<&mut dyn SplitOut> {
+        None
+    }
+}
+
+/// A sink that writes a payload stream apart from the metadata and can re-use chunks of
+/// the previous payload.
+pub(crate) trait SplitOut {
+    /// Payload bytes so far.
+    fn payload_pos(&self) -> u64;
+    /// Appends whole chunks of the previous payload to the payload stream.
+    fn append_chunks(&mut self, chunks: &[ReusedChunk]) -> io::Result<()>;
+    /// The metadata member of a file whose payload header is already at `offset`.
+    fn reused_member(&mut self, entry: &Entry, stamp: &FileStamp, offset: u64) -> io::Result<()>;
 }
 
 /// The single layout: one tar stream with file contents inline.
@@ -55,7 +73,7 @@ impl<W: Write> TarSink<W> {
 }
 
 impl<W: Write> EntrySink for TarSink<W> {
-    fn begin(&mut self, entry: &Entry) -> io::Result<()> {
+    fn begin(&mut self, entry: &Entry, _stamp: Option<&FileStamp>) -> io::Result<()> {
         self.out.write_all(&encode_header(entry))
     }
 
@@ -91,6 +109,18 @@ pub(crate) fn encode_to<S: EntrySink>(
     progress: &ArchiveProgress,
     options: &EncodeOptions,
 ) -> Result<EncodeStats, ArchiveError> {
+    encode_with_reuse(root, sink, progress, options, None)
+}
+
+/// `encode_to`, re-using the previous payload for unchanged files when `reuse` is given
+/// (the sink must then be a split one).
+pub(crate) fn encode_with_reuse<S: EntrySink>(
+    root: &Path,
+    sink: S,
+    progress: &ArchiveProgress,
+    options: &EncodeOptions,
+    reuse: Option<Reuse>,
+) -> Result<EncodeStats, ArchiveError> {
     let mut walker = TreeWalker::new(root, options)?;
     let mut encoder = Encoder {
         sink,
@@ -99,6 +129,7 @@ pub(crate) fn encode_to<S: EntrySink>(
         names: NameCache::default(),
         links: HashMap::new(),
         buf: vec![0; READ_BLOCK],
+        reuse,
     };
     while let Some(event) = walker.next_event()? {
         match event {
@@ -118,6 +149,8 @@ struct Encoder<'p, S: EntrySink> {
     /// First archive path of every multiply-linked inode seen so far.
     links: HashMap<(u64, u64), Vec<u8>>,
     buf: Vec<u8>,
+    /// Change detection against a previous split archive.
+    reuse: Option<Reuse>,
 }
 
 impl<S: EntrySink> Encoder<'_, S> {
@@ -135,14 +168,11 @@ impl<S: EntrySink> Encoder<'_, S> {
             };
             // The inode's xattrs and ACLs were stored with its first path; a link has none.
             let entry_meta = basic_meta(&meta, &mut self.names);
-            return self.write_member(
-                &Entry {
-                    path: archive_path,
-                    kind,
-                    meta: entry_meta,
-                },
-                None,
-            );
+            return self.emit(Entry {
+                path: archive_path,
+                kind,
+                meta: entry_meta,
+            });
         }
         let kind = if ft.is_dir() {
             EntryKind::Directory
@@ -165,7 +195,7 @@ impl<S: EntrySink> Encoder<'_, S> {
                 EntryKind::BlockDevice { major, minor }
             }
         } else if ft.is_file() {
-            return self.add_file(&fs_path, archive_path, link_key);
+            return self.add_regular(fs_path, archive_path, &meta, link_key);
         } else {
             // Sockets cannot be archived (nor can tar restore them); like tar, skip quietly.
             return Ok(());
@@ -178,11 +208,10 @@ impl<S: EntrySink> Encoder<'_, S> {
             kind,
             meta: entry_meta,
         };
-        self.write_member(&entry, None)?;
         if let Some(key) = link_key {
-            self.links.insert(key, entry.path);
+            self.links.insert(key, entry.path.clone());
         }
-        Ok(())
+        self.emit(entry)
     }
 
     fn add_file(
@@ -222,7 +251,7 @@ impl<S: EntrySink> Encoder<'_, S> {
             kind: EntryKind::File { size, sparse },
             meta: entry_meta,
         };
-        self.write_member(&entry, Some(&file))?;
+        self.write_member(&entry, Some(&file), Some(&stamp_of(&meta)))?;
         self.stats.files += 1;
         self.progress.files.fetch_add(1, Relaxed);
         if let Some(key) = link_key {
@@ -233,9 +262,14 @@ impl<S: EntrySink> Encoder<'_, S> {
 
     /// Writes the header and, for a file, exactly `entry.data_len()` bytes of content plus
     /// padding to a whole block.
-    fn write_member(&mut self, entry: &Entry, file: Option<&File>) -> Result<(), ArchiveError> {
+    fn write_member(
+        &mut self,
+        entry: &Entry,
+        file: Option<&File>,
+        stamp: Option<&FileStamp>,
+    ) -> Result<(), ArchiveError> {
         let output = |source| ArchiveError::Output { source };
-        self.sink.begin(entry).map_err(output)?;
+        self.sink.begin(entry, stamp).map_err(output)?;
         let segments = match &entry.kind {
             EntryKind::File {
                 sparse: Some(map), ..
@@ -312,13 +346,34 @@ impl<S: EntrySink> Encoder<'_, S> {
     }
 
     /// Closes the archive (for tar: the end-of-archive marker) and flushes it.
-    fn finish(self) -> Result<EncodeStats, ArchiveError> {
+    fn finish(mut self) -> Result<EncodeStats, ArchiveError> {
+        self.close_run()?;
+        if let Some(reuse) = &self.reuse {
+            let stats = reuse.stats();
+            self.stats.reused_files = stats.files;
+            self.stats.reused_bytes = stats.bytes;
+            self.stats.padding_bytes = stats.padding();
+        }
         self.sink
             .finish()
             .map_err(|source| ArchiveError::Output { source })?;
         Ok(self.stats)
     }
 }
+
+/// The stamp change detection compares, from a file's `stat`.
+pub(crate) fn stamp_of(meta: &std::fs::Metadata) -> FileStamp {
+    FileStamp {
+        ctime: Timestamp {
+            sec: meta.ctime(),
+            nsec: u32::try_from(meta.ctime_nsec()).unwrap_or(0),
+        },
+        ino: meta.ino(),
+    }
+}
+
+mod reuse;
+pub(crate) use reuse::Reuse;
 
 #[cfg(test)]
 mod exclude_tests;
@@ -336,6 +391,7 @@ mod tests {
             names: NameCache::default(),
             links: HashMap::new(),
             buf: vec![0; 4096],
+            reuse: None,
         }
     }
 
@@ -362,7 +418,7 @@ mod tests {
         let progress = ArchiveProgress::default();
         let mut enc = encoder(&progress);
         let entry = file_entry(10_000);
-        enc.write_member(&entry, Some(&file)).unwrap();
+        enc.write_member(&entry, Some(&file), None).unwrap();
         let header_len = encode_header(&entry).len();
         let out = enc.sink.out.into_inner().unwrap();
         let data = member_data(&out, header_len);
@@ -387,7 +443,7 @@ mod tests {
         let progress = ArchiveProgress::default();
         let mut enc = encoder(&progress);
         let entry = file_entry(600);
-        enc.write_member(&entry, Some(&file)).unwrap();
+        enc.write_member(&entry, Some(&file), None).unwrap();
         let header_len = encode_header(&entry).len();
         let out = enc.sink.out.into_inner().unwrap();
         let data = member_data(&out, header_len);

@@ -22,6 +22,15 @@ pub(crate) struct Timestamp {
     pub(crate) nsec: u32,
 }
 
+/// What change detection compares besides size, mode and mtime: the file's inode and
+/// status-change time, which moves with every write, chmod, chown or xattr change (and
+/// which no user can set back, unlike mtime).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct FileStamp {
+    pub(crate) ctime: Timestamp,
+    pub(crate) ino: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum EntryKind {
     Directory,

@@ -13,13 +13,17 @@
 mod export;
 mod format;
 mod payload;
+pub(crate) mod planner;
+pub(crate) mod previous;
 mod reader;
 mod sink;
 
 pub use export::{ExportStats, TarExport};
 pub use format::SplitError;
 pub use payload::{PayloadSource, SequentialPayload};
-pub(crate) use sink::SplitSink;
+pub use planner::{PreviousPayload, ReuseStats, ReusedChunk};
+pub use sink::PayloadWrite;
+pub(crate) use sink::{BytesOnly, SplitSink};
 
 #[cfg(test)]
 #[path = "split/tests.rs"]

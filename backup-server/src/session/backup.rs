@@ -97,11 +97,12 @@ fn stats_line(stats: &BackupSessionStats) -> String {
     )
 }
 
-/// The index file name of an archive name, which must be `NAME.tar`.
+/// The index file name of an archive name, which must be `NAME.tar`, `NAME.mtar` or
+/// `NAME.ptar`.
 fn index_file_name(archive_name: &str) -> ApiResult<String> {
-    if datastore::names::validate_archive_name(archive_name)? != ArchiveKind::Tar {
+    if !datastore::names::validate_archive_name(archive_name)?.is_index() {
         return Err(ApiError::bad_request(format!(
-            "'{archive_name}' is not an archive name (NAME.tar)"
+            "'{archive_name}' is not an archive name (NAME.tar, NAME.mtar, NAME.ptar)"
         )));
     }
     Ok(datastore::names::archive_file_name(archive_name))
@@ -392,6 +393,8 @@ impl BackupSession {
             )));
         }
         let files: Vec<ManifestFile> = self.files.lock().await.values().cloned().collect();
+        datastore::names::check_split_pairs(request.archives.iter().map(String::as_str))
+            .map_err(ApiError::bad_request)?;
         let expected: Vec<String> = request
             .archives
             .iter()

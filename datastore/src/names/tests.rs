@@ -94,6 +94,8 @@ fn archive_names() {
         ("_.tar", ArchiveKind::Tar),
         ("catalog.blob", ArchiveKind::Blob),
         ("client.log.blob", ArchiveKind::Blob),
+        ("root.mtar", ArchiveKind::MetaTar),
+        ("root.ptar", ArchiveKind::PayloadTar),
     ];
     for (name, kind) in cases {
         assert_eq!(validate_archive_name(name).unwrap(), kind, "{name}");
@@ -121,11 +123,47 @@ fn archive_names() {
 fn archive_file_names() {
     assert_eq!(archive_file_name("root.tar"), "root.tar.didx");
     assert_eq!(archive_file_name("x.blob"), "x.blob");
+    assert_eq!(archive_file_name("root.mtar"), "root.mtar.didx");
+    assert_eq!(archive_file_name("root.ptar"), "root.ptar.didx");
+    assert_eq!(
+        split_archive_names("root.tar"),
+        Some(("root.mtar".into(), "root.ptar".into()))
+    );
+    assert_eq!(split_archive_names("x.blob"), None);
+}
+
+#[test]
+fn split_pairs() {
+    let ok: [&[&str]; 4] = [
+        &["root.tar", "catalog.blob"],
+        &["root.mtar", "root.ptar"],
+        &["root.mtar", "root.ptar", "etc.tar"],
+        &[],
+    ];
+    for names in ok {
+        assert_eq!(check_split_pairs(names.iter().copied()), Ok(()), "{names:?}");
+    }
+    let bad: [(&[&str], &str); 3] = [
+        (&["root.mtar"], "not its payload (root.ptar)"),
+        (&["root.ptar", "etc.mtar", "etc.ptar"], "not its metadata (root.mtar)"),
+        (&["root.tar", "root.mtar", "root.ptar"], "both as one tar stream and split"),
+    ];
+    for (names, message) in bad {
+        let err = check_split_pairs(names.iter().copied()).unwrap_err();
+        assert!(err.contains(message), "{names:?}: {err}");
+    }
 }
 
 #[test]
 fn snapshot_file_names() {
-    for good in [MANIFEST_NAME, "root.tar.didx", "x.blob", "catalog.blob"] {
+    for good in [
+        MANIFEST_NAME,
+        "root.tar.didx",
+        "root.mtar.didx",
+        "root.ptar.didx",
+        "x.blob",
+        "catalog.blob",
+    ] {
         assert!(validate_snapshot_file_name(good).is_ok(), "{good:?}");
     }
     let bad = [

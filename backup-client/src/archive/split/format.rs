@@ -9,7 +9,7 @@
 use sha2::{Digest as _, Sha256};
 use thiserror::Error;
 
-use super::super::entry::{Entry, EntryKind};
+use super::super::entry::{Entry, EntryKind, FileStamp, Timestamp};
 use super::super::pax::{self, Record};
 use super::super::sparse::{MAX_SEGMENTS, SparseMap, SparseMapError, SparseSegment};
 
@@ -32,6 +32,11 @@ pub(crate) const KEY_SIZE: &str = "BACKUPRS.payload.size";
 pub(crate) const KEY_SPARSE_MAP: &str = "BACKUPRS.sparse.map";
 /// Sparse files: the real (apparent) size (decimal).
 pub(crate) const KEY_SPARSE_SIZE: &str = "BACKUPRS.sparse.realsize";
+
+/// The file's status-change time as `SECONDS.NANOSECONDS` (change detection).
+pub(crate) const KEY_CTIME: &str = "BACKUPRS.ctime";
+/// The file's inode number (decimal; change detection).
+pub(crate) const KEY_INO: &str = "BACKUPRS.ino";
 
 /// What is wrong with a split archive; the caller names the entry (`ArchiveError::Split`).
 #[derive(Debug, Error)]
@@ -131,13 +136,19 @@ pub(crate) fn metadata_entry(entry: &Entry) -> Entry {
     }
 }
 
-/// The private PAX records of a file whose payload header is at `offset`.
-pub(crate) fn file_records(entry: &Entry, offset: u64) -> Vec<Record> {
+/// The private PAX records of a file whose payload header is at `offset`, with the
+/// file's stamp when the encoder has one.
+pub(crate) fn file_records(entry: &Entry, offset: u64, stamp: Option<&FileStamp>) -> Vec<Record> {
     let record = |key: &str, value: String| (key.as_bytes().to_vec(), value.into_bytes());
     let mut records = vec![
         record(KEY_OFFSET, offset.to_string()),
         record(KEY_SIZE, entry.data_len().to_string()),
     ];
+    if let Some(stamp) = stamp {
+        let FileStamp { ctime, ino } = stamp;
+        records.push(record(KEY_CTIME, format!("{}.{:09}", ctime.sec, ctime.nsec)));
+        records.push(record(KEY_INO, ino.to_string()));
+    }
     if let EntryKind::File {
         sparse: Some(map), ..
     } = &entry.kind
@@ -211,6 +222,29 @@ pub(crate) fn resolve_entry(
     };
     let header = PayloadHeader::for_entry(&entry);
     Ok((entry, Some(PayloadRef { offset, header })))
+}
+
+/// The stamp a file member was written with; `None` when it has none or it is malformed
+/// (the file then counts as changed: a stamp only ever saves work, never decides content).
+pub(crate) fn read_stamp(private: &[Record]) -> Option<FileStamp> {
+    let find = |key: &str| {
+        private
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key.as_bytes())
+            .map(|(_, v)| v.as_slice())
+    };
+    let ino = pax::parse_decimal(find(KEY_INO)?)?;
+    let ctime = std::str::from_utf8(find(KEY_CTIME)?).ok()?;
+    let (sec, nsec) = ctime.split_once('.')?;
+    let nsec: u32 = nsec.parse().ok().filter(|n| *n < 1_000_000_000)?;
+    Some(FileStamp {
+        ctime: Timestamp {
+            sec: sec.parse().ok()?,
+            nsec,
+        },
+        ino,
+    })
 }
 
 fn bad(key: &str) -> SplitError {

@@ -77,7 +77,7 @@ fn file_records_resolve_to_the_original_entry() {
         file("s", 8 << 20, Some(sparse_map())),
         file("hole", 5000, Some(SparseMap::new(Vec::new(), 5000))),
     ] {
-        let records = file_records(&entry, 4242);
+        let records = file_records(&entry, 4242, None);
         let shown = metadata_entry(&entry);
         assert_eq!(
             shown.kind,
@@ -92,7 +92,7 @@ fn file_records_resolve_to_the_original_entry() {
         assert_eq!(payload.offset, 4242);
         assert_eq!(payload.header, PayloadHeader::for_entry(&entry));
     }
-    let records = file_records(&file("s", 8 << 20, Some(sparse_map())), 0);
+    let records = file_records(&file("s", 8 << 20, Some(sparse_map())), 0, None);
     let keys: Vec<&[u8]> = records.iter().map(|(k, _)| k.as_slice()).collect();
     assert_eq!(
         keys,
@@ -117,7 +117,7 @@ fn other_kinds_pass_through_without_records() {
     assert_eq!(metadata_entry(&dir), dir);
     let (resolved, payload) = resolve_entry(dir.clone(), &[]).unwrap();
     assert_eq!((resolved, payload), (dir.clone(), None));
-    let records = file_records(&file("d", 1, None), 0);
+    let records = file_records(&file("d", 1, None), 0, None);
     assert!(matches!(
         resolve_entry(dir, &records),
         Err(SplitError::NotAFile)
@@ -128,7 +128,7 @@ fn other_kinds_pass_through_without_records() {
 fn damaged_records_are_refused() {
     let entry = file("f", 100, None);
     let shown = metadata_entry(&entry);
-    let records = file_records(&entry, 0);
+    let records = file_records(&entry, 0, None);
     let without = |key: &str| -> Vec<Record> {
         records
             .iter()
@@ -157,29 +157,54 @@ fn damaged_records_are_refused() {
 
     let sparse = file("s", 8 << 20, Some(sparse_map()));
     let shown = metadata_entry(&sparse);
-    let mut records = file_records(&sparse, 0);
+    let mut records = file_records(&sparse, 0, None);
     records[1].1 = b"4105".to_vec(); // size no longer matches the map
     assert!(matches!(
         resolve_entry(shown.clone(), &records),
         Err(SplitError::SparseMap(SparseMapError::SizeMismatch { .. }))
     ));
-    let mut records = file_records(&sparse, 0);
+    let mut records = file_records(&sparse, 0, None);
     records[2].1 = b"4096,10,1048576".to_vec();
     assert!(matches!(
         resolve_entry(shown.clone(), &records),
         Err(SplitError::BadRecord { .. })
     ));
-    let mut records = file_records(&sparse, 0);
+    let mut records = file_records(&sparse, 0, None);
     records[3].1 = b"4096".to_vec(); // segments beyond the real size
     assert!(matches!(
         resolve_entry(shown.clone(), &records),
         Err(SplitError::SparseMap(SparseMapError::BadSegment { .. }))
     ));
-    let records = file_records(&sparse, 0);
+    let records = file_records(&sparse, 0, None);
     assert!(matches!(
         resolve_entry(shown, &records[..3]),
         Err(SplitError::MissingRecord {
             key: KEY_SPARSE_SIZE
         })
     ));
+}
+
+#[test]
+fn stamps_round_trip_and_bad_ones_are_none() {
+    use crate::archive::entry::{FileStamp, Timestamp};
+    let stamp = FileStamp {
+        ctime: Timestamp {
+            sec: 1_700_000_000,
+            nsec: 5,
+        },
+        ino: 987_654,
+    };
+    let records = file_records(&file("a", 3, None), 0, Some(&stamp));
+    assert_eq!(read_stamp(&records), Some(stamp));
+    assert_eq!(read_stamp(&file_records(&file("a", 3, None), 0, None)), None);
+    let with = |ctime: &str, ino: &str| {
+        vec![
+            (KEY_CTIME.as_bytes().to_vec(), ctime.as_bytes().to_vec()),
+            (KEY_INO.as_bytes().to_vec(), ino.as_bytes().to_vec()),
+        ]
+    };
+    assert!(read_stamp(&with("-5.000000001", "1")).is_some());
+    for (ctime, ino) in [("5", "1"), ("5.1000000000", "1"), ("x.1", "1"), ("5.1", "-1")] {
+        assert_eq!(read_stamp(&with(ctime, ino)), None, "{ctime} {ino}");
+    }
 }

@@ -1,0 +1,136 @@
+//! The previous snapshot's metadata stream, read alongside the walk: for each path the
+//! encoder asks about, the file the previous archive stored there, with its stamp and
+//! where its content lies in the previous payload.
+//!
+//! Both archives list entries in walk order (pre-order, names sorted by bytes), so one
+//! forward pass over the previous metadata answers every question in order, in constant
+//! memory. A previous stream that cannot be read is no reason to fail a backup: the
+//! catalog says why once and answers "not known" from then on, so every file is read.
+//! Must not touch the file system.
+
+use std::cmp::Ordering;
+use std::io::Read;
+use std::ops::Range;
+
+use super::super::acl::NameToId;
+use super::super::entry::{Entry, EntryKind, FileStamp, relative_path};
+use super::super::reader::ArchiveReader;
+use super::format::{PAYLOAD_HEADER_LEN, read_stamp, resolve_entry};
+
+/// A regular file of the previous archive.
+#[derive(Debug, Clone)]
+pub(crate) struct PreviousFile {
+    /// As the encoder wrote it (real size, sparse map).
+    pub(crate) entry: Entry,
+    pub(crate) stamp: FileStamp,
+    /// Its payload header and content in the previous payload stream.
+    pub(crate) range: Range<u64>,
+}
+
+pub(crate) struct PreviousCatalog<R> {
+    reader: ArchiveReader<R>,
+    /// The next previous entry not yet passed: normalized path and, for a file with a
+    /// stamp, what is known of it.
+    next: Option<(Vec<u8>, Option<PreviousFile>)>,
+    started: bool,
+    /// Why the previous metadata is no longer read.
+    failure: Option<String>,
+}
+
+impl<R: Read> PreviousCatalog<R> {
+    pub(crate) fn new(meta: R, names: NameToId) -> Self {
+        PreviousCatalog {
+            reader: ArchiveReader::new(meta, names),
+            next: None,
+            started: false,
+            failure: None,
+        }
+    }
+
+    /// Why the catalog stopped answering, once: the encoder reports it.
+    pub(crate) fn take_failure(&mut self) -> Option<String> {
+        self.failure.take()
+    }
+
+    /// The previous file at archive path `path`, if the previous archive has a regular file
+    /// there. Paths must be asked for in walk order.
+    pub(crate) fn lookup(&mut self, path: &[u8]) -> Option<PreviousFile> {
+        let key = relative_path(path).ok()?;
+        loop {
+            if !self.started {
+                self.started = true;
+                self.advance();
+            }
+            let (next_key, _) = self.next.as_ref()?;
+            match walk_order(next_key, &key) {
+                Ordering::Less => self.advance(),
+                Ordering::Equal => {
+                    let (_, file) = self.next.take()?;
+                    self.advance();
+                    return file;
+                }
+                Ordering::Greater => return None,
+            }
+        }
+    }
+
+    fn advance(&mut self) {
+        self.next = match self.read_next() {
+            Ok(next) => next,
+            Err(message) => {
+                self.failure = Some(message);
+                None
+            }
+        };
+    }
+
+    fn read_next(&mut self) -> Result<Option<(Vec<u8>, Option<PreviousFile>)>, String> {
+        let Some(member) = self.reader.next_member().map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        let key = relative_path(&member.entry.path).map_err(|e| e.to_string())?;
+        let stamp = read_stamp(&member.private);
+        let (entry, payload) =
+            resolve_entry(member.entry, &member.private).map_err(|e| e.to_string())?;
+        let file = match (payload, stamp, &entry.kind) {
+            (Some(payload), Some(stamp), EntryKind::File { .. }) => {
+                let start = payload.offset;
+                let end = start
+                    .checked_add(PAYLOAD_HEADER_LEN as u64)
+                    .and_then(|s| s.checked_add(payload.header.len))
+                    .ok_or("payload offset out of range")?;
+                Some(PreviousFile {
+                    entry,
+                    stamp,
+                    range: start..end,
+                })
+            }
+            _ => None,
+        };
+        Ok(Some((key, file)))
+    }
+}
+
+/// Walk order of normalized archive paths: component by component, bytes within a
+/// component, a directory before what it holds.
+pub(crate) fn walk_order(a: &[u8], b: &[u8]) -> Ordering {
+    fn components(p: &[u8]) -> impl Iterator<Item = &[u8]> {
+        p.split(|&c| c == b'/').filter(|c| !c.is_empty())
+    }
+    components(a).cmp(components(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walk_order_is_pre_order_by_component() {
+        let sorted: [&[u8]; 7] = [b"", b"a", b"a/c", b"a/c/x", b"a/c-d", b"a/d", b"b"];
+        for (i, a) in sorted.iter().enumerate() {
+            for (j, b) in sorted.iter().enumerate() {
+                assert_eq!(walk_order(a, b), i.cmp(&j), "{a:?} {b:?}");
+            }
+        }
+    }
+}
