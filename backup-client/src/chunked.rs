@@ -22,24 +22,24 @@
 //! comes from the encoder thread as an HTTP body whose end carries the encoder's result.
 
 pub mod dry_run;
+pub mod previous;
 pub mod target;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use datastore::chunker::{Chunker, ChunkerParams};
 use datastore::digest::{Digest, ZeroDigests, is_all_zero};
 use datastore::index::IndexChecksum;
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use futures_util::stream::FuturesOrdered;
-use http_body_util::BodyExt;
 use protocol::types::AppendChunk;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
-use crate::upload::EncoderStream;
+use crate::upload::{EncoderStream, Piece};
 pub use target::Target;
 
 /// Chunk uploads in flight at once: one being sent while the next is answered. With 4 MiB
@@ -93,10 +93,12 @@ pub struct ChunkedOutcome {
     pub csum: Digest,
 }
 
-/// A chunk with its name.
+/// A chunk with its name; `data` is `None` for a chunk of the previous payload re-used
+/// whole (the encoder named it; nothing to hash or send).
 struct Hashed {
     digest: Digest,
-    data: Bytes,
+    size: u64,
+    data: Option<Bytes>,
 }
 
 /// One index entry, in archive order, once its chunk is safe to append.
@@ -111,10 +113,22 @@ enum Pending {
     Upload(AbortOnDrop<Result<target::Uploaded>>),
 }
 
-/// Runs the pipeline over `body` into `target` and returns what was done. The caller closes
-/// the index (a session target) with the outcome's count, size and checksum.
+/// Runs the pipeline over the archive stream `body` into `target` and returns what was
+/// done. The caller closes the index (a session target) with the outcome's count, size
+/// and checksum.
 pub async fn upload_archive(
     body: EncoderStream,
+    plan: ChunkedPlan,
+    target: Target,
+) -> Result<ChunkedOutcome> {
+    upload_pieces(body.map(|item| item.map(Piece::Data)), plan, target).await
+}
+
+/// `upload_archive` over a stream of pieces: bytes are cut by the chunker, re-used chunks
+/// (which must be in the parent index) are appended as they are, the chunker cut before
+/// them and restarted after them.
+pub async fn upload_pieces(
+    body: impl Stream<Item = Result<Piece, String>> + Send + Unpin,
     plan: ChunkedPlan,
     target: Target,
 ) -> Result<ChunkedOutcome> {
@@ -133,9 +147,9 @@ pub async fn upload_archive(
 }
 
 /// Stage 1: cuts the body into chunks and hashes them on blocking workers, passing them on
-/// in archive order.
+/// in archive order; re-used chunks pass as they are, in their place.
 async fn chunk_and_hash(
-    mut body: EncoderStream,
+    mut body: impl Stream<Item = Result<Piece, String>> + Unpin,
     params: ChunkerParams,
     zeros: Arc<ZeroDigests>,
     tx: mpsc::Sender<Hashed>,
@@ -155,10 +169,30 @@ async fn chunk_and_hash(
         })));
         Ok(())
     };
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| anyhow!("the archive stream failed: {e}"))?;
-        let Ok(data) = frame.into_data() else {
-            continue;
+    while let Some(piece) = body.next().await {
+        let piece = piece.map_err(|e| anyhow!("the archive stream failed: {e}"))?;
+        let data = match piece {
+            Piece::Data(data) => data,
+            Piece::Reuse(chunks) => {
+                if pending.len > 0 {
+                    submit(pending.take(), &mut hashing).await?;
+                }
+                while !hashing.is_empty() {
+                    forward(&mut hashing, &tx).await?;
+                }
+                chunker = Chunker::new(params);
+                for chunk in chunks {
+                    let reused = Hashed {
+                        digest: chunk.digest,
+                        size: chunk.size,
+                        data: None,
+                    };
+                    tx.send(reused)
+                        .await
+                        .map_err(|_| anyhow!("the upload pipeline stopped"))?;
+                }
+                continue;
+            }
         };
         let mut at = 0;
         while let Some(n) = chunker.scan(&data[at..]) {
@@ -228,7 +262,11 @@ fn hash_chunk(data: Bytes, zeros: &ZeroDigests) -> Hashed {
     } else {
         Digest::of(&data)
     };
-    Hashed { digest, data }
+    Hashed {
+        digest,
+        size: data.len() as u64,
+        data: Some(data),
+    }
 }
 
 /// Stage 2: in archive order, decides for each chunk whether it is known (append by digest)
@@ -243,15 +281,20 @@ async fn dispatch(
     let mut sent: HashSet<Digest> = HashSet::new();
     let uploads = Arc::new(Semaphore::new(UPLOAD_WINDOW));
     let compressors = Arc::new(Semaphore::new(workers()));
-    while let Some(Hashed { digest, data }) = rx.recv().await {
-        let size = data.len() as u64;
-        let pending = if parent.contains(&digest) || sent.contains(&digest) {
-            Pending::Known {
+    while let Some(Hashed { digest, size, data }) = rx.recv().await {
+        let pending = match data {
+            None if parent.contains(&digest) => Pending::Known {
+                digest,
+                size,
+                from_parent: true,
+            },
+            None => bail!("re-used chunk {digest} is not in the parent index"),
+            Some(_) if parent.contains(&digest) || sent.contains(&digest) => Pending::Known {
                 digest,
                 size,
                 from_parent: parent.contains(&digest),
-            }
-        } else {
+            },
+            Some(data) => {
             sent.insert(digest);
             let permit = Arc::clone(&uploads)
                 .acquire_owned()
@@ -264,6 +307,7 @@ async fn dispatch(
                 drop(permit);
                 uploaded
             })))
+            }
         };
         tx.send(pending)
             .await

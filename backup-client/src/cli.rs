@@ -74,6 +74,12 @@ pub enum Command {
         /// stream: the server chunks the archive stream.
         #[arg(long, value_enum, default_value_t = backup::UploadMode::Chunked)]
         upload_mode: backup::UploadMode,
+        /// metadata: store each archive split into metadata and payload, and re-use the
+        /// previous payload of files whose size, mode, mtime, ctime and inode are
+        /// unchanged (not read at all); data: one tar stream, every file read. Default:
+        /// metadata in chunked mode, data in stream mode.
+        #[arg(long, value_enum)]
+        change_detection: Option<backup::ChangeDetection>,
         /// Walk and chunk, report what would be uploaded (files, bytes, new chunks), and
         /// write nothing on the server.
         #[arg(long)]
@@ -157,6 +163,7 @@ async fn run_async(cli: Cli) -> Result<std::process::ExitCode> {
             exclude_files,
             one_file_system,
             upload_mode,
+            change_detection,
             dry_run,
         } => {
             let encode = crate::archive::EncodeOptions {
@@ -179,6 +186,7 @@ async fn run_async(cli: Cli) -> Result<std::process::ExitCode> {
                 quiet: json,
                 encode,
                 upload_mode,
+                change_detection,
                 dry_run,
             };
             let summary = backup::run(&client, options).await?;

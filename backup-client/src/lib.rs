@@ -6,7 +6,8 @@
 //! is (stream mode) or cut, hashed and sent as new chunks only by [`chunked`] (the default);
 //! the `api-client` crate holds the TLS
 //! connections (the server certificate pinned by fingerprint) and sessions upgraded to
-//! HTTP/2; [`commands`] has one module per subcommand.
+//! HTTP/2; [`download`] fetches and verifies chunks for restores and for change
+//! detection; [`commands`] has one module per subcommand.
 //!
 //! Invariants: no credential is sent before the server's certificate matched the pinned
 //! fingerprint; a backup is reported successful only after the server finished the
@@ -16,6 +17,7 @@ pub mod archive;
 pub mod chunked;
 pub mod cli;
 pub mod commands;
+pub mod download;
 pub mod progress;
 pub mod repository;
 pub mod upload;

@@ -18,7 +18,9 @@ use bytes::{Bytes, BytesMut};
 use hyper::body::{Body, Frame};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::archive::{ArchiveProgress, EncodeOptions, EncodeStats};
+use crate::archive::{
+    ArchiveProgress, EncodeOptions, EncodeStats, PayloadWrite, PreviousPayload, ReusedChunk,
+};
 use api_client::http::BoxError;
 
 /// Size of the blocks handed from the encoder to the upload.
@@ -78,13 +80,42 @@ impl Pause {
 /// reads the real cause here).
 pub type StatsSlot = Arc<Mutex<Option<Result<EncodeStats, String>>>>;
 
-/// The HTTP body of one archive upload.
-pub struct EncoderStream {
-    rx: mpsc::Receiver<Bytes>,
+/// One stream of the encoder's output: an HTTP body of bytes (`EncoderStream<Bytes>`) or,
+/// for the split payload, a stream of [`Piece`]s. Either ends after the encoder's result.
+pub struct EncoderStream<T = Bytes> {
+    rx: mpsc::Receiver<T>,
     result: oneshot::Receiver<anyhow::Result<EncodeStats>>,
     slot: StatsSlot,
     sent: Arc<AtomicU64>,
     done: bool,
+}
+
+/// A piece of a payload stream: bytes, or whole chunks of the previous payload that the
+/// stream continues with (the chunker cuts before them and starts afresh after them).
+#[derive(Debug, Clone)]
+pub enum Piece {
+    Data(Bytes),
+    Reuse(Vec<ReusedChunk>),
+}
+
+/// Bytes an item adds to the `sent` counter.
+pub trait ItemLen {
+    fn item_len(&self) -> usize;
+}
+
+impl ItemLen for Bytes {
+    fn item_len(&self) -> usize {
+        self.len()
+    }
+}
+
+impl ItemLen for Piece {
+    fn item_len(&self) -> usize {
+        match self {
+            Piece::Data(data) => data.len(),
+            Piece::Reuse(_) => 0,
+        }
+    }
 }
 
 /// Starts encoding `root` with `options` on a new thread. `sent` counts the bytes the
@@ -151,21 +182,18 @@ pub fn spawn_producer(
     Ok((stream, slot))
 }
 
-impl Body for EncoderStream {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+impl<T: ItemLen> EncoderStream<T> {
+    /// The next item; after the last one, the encoder's result (an error ends the stream
+    /// with that error). The result also lands in the slot.
+    fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, String>>> {
         if self.done {
             return Poll::Ready(None);
         }
         match self.rx.poll_recv(cx) {
-            Poll::Ready(Some(block)) => {
-                self.sent.fetch_add(block.len() as u64, Ordering::Relaxed);
-                Poll::Ready(Some(Ok(Frame::data(block))))
+            Poll::Ready(Some(item)) => {
+                self.sent
+                    .fetch_add(item.item_len() as u64, Ordering::Relaxed);
+                Poll::Ready(Some(Ok(item)))
             }
             Poll::Pending => Poll::Pending,
             Poll::Ready(None) => {
@@ -181,7 +209,7 @@ impl Body for EncoderStream {
                 };
                 let end = match &result {
                     Ok(_) => None,
-                    Err(msg) => Some(Err(msg.clone().into())),
+                    Err(msg) => Some(Err(msg.clone())),
                 };
                 *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
                 Poll::Ready(end)
@@ -190,27 +218,139 @@ impl Body for EncoderStream {
     }
 }
 
+impl Body for EncoderStream<Bytes> {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.poll_item(cx)
+            .map(|item| item.map(|r| r.map(Frame::data).map_err(BoxError::from)))
+    }
+}
+
+impl<T: ItemLen + Unpin> futures_util::Stream for EncoderStream<T> {
+    type Item = Result<T, String>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.poll_item(cx)
+    }
+}
+
+/// Starts encoding `root` in the split layout on a new thread: the metadata stream as an
+/// HTTP body, the payload as pieces. With `previous` (the previous split archive's
+/// metadata stream and payload index) unchanged files re-use the previous payload.
+pub fn spawn_split_encoder(
+    root: PathBuf,
+    options: EncodeOptions,
+    progress: Arc<ArchiveProgress>,
+    sent: Arc<AtomicU64>,
+    previous: Option<(Box<dyn std::io::Read + Send>, PreviousPayload)>,
+) -> anyhow::Result<(EncoderStream<Bytes>, EncoderStream<Piece>, StatsSlot)> {
+    let fault = std::env::var(FAULT_ENV).ok();
+    let pause = Pause::from_fault(fault.as_deref());
+    let fail_after_end = fault.as_deref() == Some("encoder-fail-after-end");
+    let (meta_tx, meta_rx) = mpsc::channel(CHANNEL_BLOCKS);
+    let (payload_tx, payload_rx) = mpsc::channel(CHANNEL_BLOCKS);
+    let (meta_result_tx, meta_result_rx) = oneshot::channel();
+    let (payload_result_tx, payload_result_rx) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("archive-encoder".into())
+        .spawn(move || {
+            let mut meta = ChannelWriter {
+                tx: meta_tx,
+                buf: BytesMut::with_capacity(BLOCK_SIZE),
+                pause: Some(pause),
+            };
+            let mut payload = ChannelWriter {
+                tx: payload_tx,
+                buf: BytesMut::with_capacity(BLOCK_SIZE),
+                pause: None,
+            };
+            let encoded = match previous {
+                Some((previous_meta, previous_payload)) => {
+                    crate::archive::encode_tree_split_reusing(
+                        &root,
+                        &mut meta,
+                        &mut payload,
+                        previous_meta,
+                        previous_payload,
+                        &progress,
+                        &options,
+                    )
+                }
+                None => crate::archive::encode_tree_split(
+                    &root,
+                    &mut meta,
+                    &mut payload,
+                    &progress,
+                    &options,
+                ),
+            };
+            let result = encoded
+                .map_err(|e| anyhow::Error::new(e).context(format!("encoding {}", root.display())))
+                .and_then(|stats| {
+                    meta.flush()?;
+                    payload.flush()?;
+                    if fail_after_end {
+                        anyhow::bail!("injected fault: encoder failed after its last byte");
+                    }
+                    Ok(stats)
+                });
+            drop((meta, payload));
+            let copy = match &result {
+                Ok(stats) => Ok(stats.clone()),
+                Err(err) => Err(anyhow::anyhow!("{err:#}")),
+            };
+            // A receiver is gone only when the upload was abandoned; nobody waits then.
+            let _ = payload_result_tx.send(copy);
+            let _ = meta_result_tx.send(result);
+        })?;
+    let slot: StatsSlot = Arc::new(Mutex::new(None));
+    let meta = EncoderStream {
+        rx: meta_rx,
+        result: meta_result_rx,
+        slot: Arc::clone(&slot),
+        sent: Arc::clone(&sent),
+        done: false,
+    };
+    let payload = EncoderStream {
+        rx: payload_rx,
+        result: payload_result_rx,
+        slot: Arc::new(Mutex::new(None)),
+        sent,
+        done: false,
+    };
+    Ok((meta, payload, slot))
+}
+
 /// `Write` into the channel in blocks; a closed channel is a broken pipe.
-struct ChannelWriter {
-    tx: mpsc::Sender<Bytes>,
+struct ChannelWriter<T> {
+    tx: mpsc::Sender<T>,
     buf: BytesMut,
     /// Applied once, after the first block.
     pause: Option<Pause>,
 }
 
-impl ChannelWriter {
+impl<T: From<Bytes>> ChannelWriter<T> {
+    fn send(&mut self, item: T) -> std::io::Result<()> {
+        self.tx.blocking_send(item).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "upload stopped reading the archive",
+            )
+        })
+    }
+
     fn send_buffer(&mut self) -> std::io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
         }
         let block = self.buf.split().freeze();
         self.buf.reserve(BLOCK_SIZE);
-        self.tx.blocking_send(block).map_err(|_| {
-            std::io::Error::new(
-                std::io::ErrorKind::BrokenPipe,
-                "upload stopped reading the archive",
-            )
-        })?;
+        self.send(T::from(block))?;
         if let Some(pause) = self.pause.take() {
             pause.wait();
         }
@@ -218,7 +358,7 @@ impl ChannelWriter {
     }
 }
 
-impl Write for ChannelWriter {
+impl<T: From<Bytes>> Write for ChannelWriter<T> {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
         let room = BLOCK_SIZE - self.buf.len();
         let n = data.len().min(room);
@@ -231,6 +371,20 @@ impl Write for ChannelWriter {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.send_buffer()
+    }
+}
+
+impl From<Bytes> for Piece {
+    fn from(data: Bytes) -> Self {
+        Piece::Data(data)
+    }
+}
+
+impl PayloadWrite for ChannelWriter<Piece> {
+    /// The bytes before the chunks go first, then the chunks as one piece.
+    fn append_chunks(&mut self, chunks: &[ReusedChunk]) -> std::io::Result<()> {
+        self.send_buffer()?;
+        self.send(Piece::Reuse(chunks.to_vec()))
     }
 }
 

@@ -18,31 +18,49 @@ fn round_trip_restores_every_entry_kind() {
     let source = work.path().join("source");
     generate_tree(&source, &TreeOptions::default()).expect("generate tree");
 
-    let summary = server.backup(&source, "roundtrip");
-    let snapshot = summary["snapshot"].as_str().unwrap().to_string();
-    assert!(snapshot.starts_with("host/roundtrip/"), "{summary}");
-    assert!(u(&summary, "bytes_read") >= 50 << 20, "{summary}");
-    assert!(
-        u(&summary, "chunks") > 0 && u(&summary, "new_chunks") > 0,
-        "{summary}"
-    );
-    assert!(
-        u(&summary, "bytes_uploaded") > u(&summary, "bytes_read"),
-        "{summary}"
-    );
-    assert!(u(&summary, "bytes_stored") > 0, "{summary}");
-    assert!(summary["duration_s"].as_f64().is_some(), "{summary}");
+    // Both layouts: split (metadata change detection, the default) and one tar stream.
+    for (detection, files) in [
+        ("metadata", vec!["root.mtar.didx", "root.ptar.didx"]),
+        ("data", vec!["root.tar.didx"]),
+    ] {
+        let id = format!("roundtrip-{detection}");
+        let spec = format!("root.tar:{}", source.display());
+        let summary = server.client_json(&[
+            "backup",
+            &spec,
+            "--backup-id",
+            &id,
+            "--change-detection",
+            detection,
+        ]);
+        let snapshot = summary["snapshot"].as_str().unwrap().to_string();
+        assert!(snapshot.starts_with(&format!("host/{id}/")), "{summary}");
+        assert_eq!(summary["archives"][0]["change_detection"], detection);
+        assert!(u(&summary, "bytes_read") >= 50 << 20, "{summary}");
+        let archive = &summary["archives"][0];
+        // A first backup sends every chunk.
+        assert!(u(&summary, "chunks") > 0, "{summary}");
+        assert_eq!(u(archive, "uploaded_chunks"), u(&summary, "chunks"));
+        assert_eq!(u(archive, "uploaded_plain_bytes"), u(archive, "size"));
+        assert!(u(&summary, "bytes_uploaded") > 0, "{summary}");
+        assert!(u(&summary, "bytes_stored") > 0, "{summary}");
+        assert!(summary["duration_s"].as_f64().is_some(), "{summary}");
 
-    let listed = server.snapshots();
-    assert_eq!(listed.len(), 1, "{listed:?}");
-    assert_eq!(listed[0]["snapshot"], snapshot.as_str());
-    assert!(listed[0]["size"].as_u64().unwrap() >= u(&summary, "bytes_read"));
+        let listed: Vec<_> = server
+            .snapshots()
+            .into_iter()
+            .filter(|s| s["snapshot"] == snapshot.as_str())
+            .collect();
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(listed[0]["files"], serde_json::json!(files));
+        assert!(listed[0]["size"].as_u64().unwrap() >= u(&summary, "bytes_read"));
 
-    let target = work.path().join("restore");
-    let restored =
-        server.client_json(&["restore", &snapshot, "root.tar", target.to_str().unwrap()]);
-    assert_eq!(restored["snapshot"], snapshot.as_str());
-    assert_same_tree(&source, &target);
+        let target = work.path().join(format!("restore-{detection}"));
+        let restored =
+            server.client_json(&["restore", &snapshot, "root.tar", target.to_str().unwrap()]);
+        assert_eq!(restored["snapshot"], snapshot.as_str());
+        assert_same_tree(&source, &target);
+    }
 }
 
 #[test]
@@ -66,7 +84,7 @@ fn several_archives_make_one_snapshot() {
     assert_eq!(listed.len(), 1);
     assert_eq!(
         listed[0]["files"],
-        serde_json::json!(["a.tar.didx", "b.tar.didx"])
+        serde_json::json!(["a.mtar.didx", "a.ptar.didx", "b.mtar.didx", "b.ptar.didx"])
     );
     for (name, source) in [("a.tar", &a), ("b.tar", &b)] {
         let target = work.path().join(format!("restore-{name}"));

@@ -244,6 +244,21 @@ fn gc_and_forget_during_a_running_backup(mode: &str) {
     assert_eq!(verify["status"], "ok", "{verify}");
 }
 
+/// The digests of every index of a snapshot directory (one for each archive; a split
+/// archive has two).
+fn snapshot_digests(dir: &std::path::Path) -> BTreeSet<String> {
+    let mut digests = BTreeSet::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "didx") {
+            let index = datastore::index::DynamicIndex::load(&path).unwrap();
+            digests.extend(index.entries.iter().map(|e| e.digest.to_hex()));
+        }
+    }
+    assert!(!digests.is_empty(), "{} has no index", dir.display());
+    digests
+}
+
 #[test]
 fn verify_finds_a_flipped_chunk_and_the_next_backup_heals_it() {
     let server = TestServer::start();
@@ -261,18 +276,10 @@ fn verify_finds_a_flipped_chunk_and_the_next_backup_heals_it() {
         .to_string();
 
     // Flip one byte of a chunk that only x's snapshot uses.
-    let index_x = server.store_path.join(&sx).join("root.tar.didx");
     let only_x: Vec<String> = {
-        let index = datastore::index::DynamicIndex::load(&index_x).unwrap();
-        let index_y = datastore::index::DynamicIndex::load(
-            &server.store_path.join(&sy).join("root.tar.didx"),
-        )
-        .unwrap();
-        let ys: BTreeSet<String> = index_y.entries.iter().map(|e| e.digest.to_hex()).collect();
-        index
-            .entries
-            .iter()
-            .map(|e| e.digest.to_hex())
+        let ys = snapshot_digests(&server.store_path.join(&sy));
+        snapshot_digests(&server.store_path.join(&sx))
+            .into_iter()
             .filter(|d| !ys.contains(d))
             .collect()
     };

@@ -69,9 +69,22 @@ pub enum UploadMode {
     Stream,
 }
 
+/// How a backup finds what changed since the previous one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeDetection {
+    /// Split archive (metadata + payload): files whose size, mode, mtime, ctime and inode
+    /// are unchanged are not read; their previous payload chunks are re-used.
+    Metadata,
+    /// One tar stream: every file is read; unchanged chunks are still not sent.
+    Data,
+}
+
 pub struct BackupOptions {
     pub specs: Vec<ArchiveSpec>,
     pub upload_mode: UploadMode,
+    /// `None`: metadata in chunked mode, data in stream mode.
+    pub change_detection: Option<ChangeDetection>,
     /// Walk and chunk, report what would be uploaded, write nothing on the server.
     pub dry_run: bool,
     pub backup_type: String,
@@ -89,6 +102,7 @@ pub struct BackupOptions {
 pub struct ArchiveSummary {
     pub name: String,
     pub upload_mode: UploadMode,
+    pub change_detection: ChangeDetection,
     /// The snapshot whose chunks were reused (chunked mode).
     pub parent: Option<String>,
     pub entries: u64,
@@ -108,6 +122,13 @@ pub struct ArchiveSummary {
     pub bytes_stored: u64,
     /// Entries left out by an exclude pattern (an excluded directory counts once).
     pub excluded: u64,
+    /// Change detection: files not read because they are unchanged, their payload bytes,
+    /// and bytes of re-used chunks that belong to no file.
+    pub reused_files: u64,
+    pub reused_bytes: u64,
+    pub padding_bytes: u64,
+    /// Change detection: the metadata stream's size (part of `size`).
+    pub metadata_size: u64,
     pub errors: Vec<String>,
 }
 
@@ -132,6 +153,7 @@ pub struct BackupSummary {
 pub async fn run(client: &RepoClient, options: BackupOptions) -> Result<BackupSummary> {
     let started = Instant::now();
     check_specs(&options.specs)?;
+    let detection = change_detection(&options)?;
     let zeros = Arc::new(ZeroDigests::new());
     let params = if options.upload_mode == UploadMode::Chunked || options.dry_run {
         Some(target::chunker_params(&client.http, &client.repo.store, &options.ns).await?)
@@ -140,7 +162,7 @@ pub async fn run(client: &RepoClient, options: BackupOptions) -> Result<BackupSu
     };
     if options.dry_run {
         let params = params.context("a dry run needs the chunker parameters")?;
-        return run_dry(client, &options, params, zeros, started).await;
+        return run_dry(client, &options, params, zeros, started, detection).await;
     }
     let time = options.backup_time.map(|t| t.to_string());
     let mut pairs = vec![
@@ -162,6 +184,25 @@ pub async fn run(client: &RepoClient, options: BackupOptions) -> Result<BackupSu
     }
     let mut archives = Vec::new();
     for spec in &options.specs {
+        if let (Some(params), ChangeDetection::Metadata) = (params, detection) {
+            let target = chunked_mode::SplitTarget::Session {
+                client,
+                session: &session,
+                ns: &options.ns,
+            };
+            let summary =
+                split_archive(target, spec, &options, params, Arc::clone(&zeros), "backup").await?;
+            if !options.quiet
+                && let Some(parent) = &summary.parent
+            {
+                eprintln!(
+                    "{}: {} of {} files unchanged since {parent}",
+                    spec.name, summary.reused_files, summary.files
+                );
+            }
+            archives.push(summary);
+            continue;
+        }
         let (stream, slot, sent, reporter) = start_encoder(spec, &options, "backup")?;
         let summary = match params {
             Some(params) => {
@@ -186,6 +227,7 @@ pub async fn run(client: &RepoClient, options: BackupOptions) -> Result<BackupSu
                 ArchiveSummary {
                     name: spec.name.clone(),
                     upload_mode: UploadMode::Stream,
+                    change_detection: ChangeDetection::Data,
                     parent: None,
                     entries: stats.entries,
                     files: stats.files,
@@ -199,6 +241,10 @@ pub async fn run(client: &RepoClient, options: BackupOptions) -> Result<BackupSu
                     bytes_uploaded: sent.load(std::sync::atomic::Ordering::Relaxed),
                     bytes_stored: response.bytes_stored,
                     excluded: stats.excluded,
+                    reused_files: 0,
+                    reused_bytes: 0,
+                    padding_bytes: 0,
+                    metadata_size: 0,
                     errors: stats.errors,
                 }
             }
@@ -211,7 +257,7 @@ pub async fn run(client: &RepoClient, options: BackupOptions) -> Result<BackupSu
         archives.push(summary);
     }
     let finish = FinishRequest {
-        archives: options.specs.iter().map(|s| s.name.clone()).collect(),
+        archives: stored_archive_names(&options.specs, detection),
     };
     let finished: FinishResponse = session
         .call_json(
@@ -232,6 +278,7 @@ async fn run_dry(
     params: datastore::chunker::ChunkerParams,
     zeros: Arc<ZeroDigests>,
     started: Instant,
+    detection: ChangeDetection,
 ) -> Result<BackupSummary> {
     let group = crate::chunked::dry_run::Group {
         ns: &options.ns,
@@ -242,6 +289,15 @@ async fn run_dry(
     let parent = crate::chunked::dry_run::open_parent(client, &group, new_time).await?;
     let mut archives = Vec::new();
     for spec in &options.specs {
+        if detection == ChangeDetection::Metadata {
+            let target = chunked_mode::SplitTarget::DryRun {
+                parent: parent.as_ref(),
+            };
+            let summary =
+                split_archive(target, spec, options, params, Arc::clone(&zeros), "dry run").await?;
+            archives.push(summary);
+            continue;
+        }
         let (stream, slot, _sent, reporter) = start_encoder(spec, options, "dry run")?;
         let result = chunked_mode::dry_run(
             parent.as_ref(),
@@ -306,6 +362,88 @@ fn encoder_outcome<T>(
     }
 }
 
+/// The change detection of a backup: metadata by default in chunked mode, data in stream
+/// mode (which cannot split an archive).
+fn change_detection(options: &BackupOptions) -> Result<ChangeDetection> {
+    match (options.change_detection, options.upload_mode) {
+        (Some(ChangeDetection::Metadata), UploadMode::Stream) => {
+            bail!("--change-detection metadata needs --upload-mode chunked")
+        }
+        (Some(detection), _) => Ok(detection),
+        (None, UploadMode::Chunked) => Ok(ChangeDetection::Metadata),
+        (None, UploadMode::Stream) => Ok(ChangeDetection::Data),
+    }
+}
+
+/// The archives the snapshot stores: `NAME.tar`, or `NAME.mtar` and `NAME.ptar` when split.
+fn stored_archive_names(specs: &[ArchiveSpec], detection: ChangeDetection) -> Vec<String> {
+    specs
+        .iter()
+        .flat_map(|spec| match detection {
+            ChangeDetection::Metadata => match datastore::names::split_archive_names(&spec.name) {
+                Some((meta, payload)) => vec![meta, payload],
+                None => vec![spec.name.clone()],
+            },
+            ChangeDetection::Data => vec![spec.name.clone()],
+        })
+        .collect()
+}
+
+/// One archive in the split layout: the encoder starts once the parent's indexes are
+/// known, both streams go through the chunked pipeline.
+async fn split_archive(
+    target: chunked_mode::SplitTarget<'_>,
+    spec: &ArchiveSpec,
+    options: &BackupOptions,
+    params: datastore::chunker::ChunkerParams,
+    zeros: Arc<ZeroDigests>,
+    what: &str,
+) -> Result<ArchiveSummary> {
+    let progress = Arc::new(ArchiveProgress::default());
+    let mut started = None;
+    let start = |previous: chunked_mode::PreviousForEncoder| {
+        let (meta, payload, slot) = crate::upload::spawn_split_encoder(
+            spec.path.clone(),
+            options.encode.clone(),
+            Arc::clone(&progress),
+            Arc::new(AtomicU64::new(0)),
+            previous,
+        )?;
+        let reporter = ProgressReporter::start(
+            format!("{what} {}", spec.name),
+            Arc::clone(&progress),
+            options.quiet,
+        );
+        started = Some((slot, reporter));
+        Ok((meta, payload))
+    };
+    let result = chunked_mode::split(target, &spec.name, start, params, zeros).await;
+    let Some((slot, reporter)) = started else {
+        return Err(result
+            .err()
+            .unwrap_or_else(|| anyhow::anyhow!("the encoder never started"))
+            .context(format!("backing up {} from {}", spec.name, spec.path.display())));
+    };
+    reporter.finish().await;
+    let (split, stats) = encoder_outcome(spec, result, &slot)?;
+    let mut summary = chunked_summary(spec, split.payload, stats);
+    summary.errors.extend(split.notes);
+    let meta = split.meta;
+    summary.change_detection = ChangeDetection::Metadata;
+    summary.metadata_size = meta.outcome.size;
+    summary.size += meta.outcome.size;
+    summary.chunks += meta.outcome.chunks;
+    summary.reused_chunks += meta.outcome.reused_chunks;
+    summary.uploaded_chunks += meta.outcome.uploaded_chunks;
+    summary.uploaded_plain_bytes += meta.outcome.uploaded_plain;
+    summary.bytes_uploaded += meta.outcome.uploaded_encoded;
+    if let Some(response) = &meta.response {
+        summary.new_chunks += response.new_chunks;
+        summary.bytes_stored += response.bytes_stored;
+    }
+    Ok(summary)
+}
+
 fn chunked_summary(
     spec: &ArchiveSpec,
     archive: chunked_mode::ChunkedArchive,
@@ -315,6 +453,7 @@ fn chunked_summary(
     ArchiveSummary {
         name: spec.name.clone(),
         upload_mode: UploadMode::Chunked,
+        change_detection: ChangeDetection::Data,
         parent: archive.parent,
         entries: stats.entries,
         files: stats.files,
@@ -328,6 +467,10 @@ fn chunked_summary(
         bytes_uploaded: outcome.uploaded_encoded,
         bytes_stored: archive.response.as_ref().map_or(0, |r| r.bytes_stored),
         excluded: stats.excluded,
+        reused_files: stats.reused_files,
+        reused_bytes: stats.reused_bytes,
+        padding_bytes: stats.padding_bytes,
+        metadata_size: 0,
         errors: stats.errors,
     }
 }

@@ -5,35 +5,30 @@
 //! one standard tar file instead (TARGET `-` is standard output), for GNU tar, bsdtar or
 //! another machine.
 
-use std::collections::VecDeque;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
+use api_client::http::Session;
 use bytes::Bytes;
-use datastore::digest::Digest;
 use datastore::index::DynamicIndex;
 use datastore::manifest::BackupManifest;
 use datastore::names::{ArchiveKind, MANIFEST_NAME, Namespace};
-use futures_util::StreamExt;
-use futures_util::stream::FuturesOrdered;
 use protocol::routes::{self, READER_PROTOCOL, encode_query};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::archive::{ArchiveProgress, RestoreOptions, RestoreStats, restore_tree};
-use api_client::http::{Session, full_body, read_ok_body};
+use crate::archive::{
+    ArchiveError, ArchiveProgress, RestoreOptions, RestoreStats, SequentialPayload, export_tar,
+    restore_split, restore_tree,
+};
 
+use crate::download::{ChannelReader, download_path, fetch_chunks};
 use crate::progress::ProgressReporter;
 use crate::repository::RepoClient;
-
-/// Chunk downloads in flight at once: 4 restore as fast as 8 here (512 MiB of large files:
-/// 0.86-0.96 s against 0.89-1.05 s) with 100 MiB peak client RSS instead of 161-168.
-const DOWNLOADS_IN_FLIGHT: usize = 4;
-/// Attempts per chunk before the restore fails.
-const ATTEMPTS: u32 = 3;
 
 pub struct RestoreRequest {
     pub snapshot: String,
@@ -100,27 +95,10 @@ pub async fn run(client: &RepoClient, request: RestoreRequest) -> Result<Restore
         .await
         .context("downloading the manifest")?;
     let manifest = BackupManifest::from_blob(&manifest_blob)?;
-    let file_name = datastore::names::archive_file_name(&request.archive);
-    let entry = manifest
-        .files
-        .iter()
-        .find(|f| f.filename == file_name)
-        .ok_or_else(|| {
-            let names: Vec<&str> = manifest.files.iter().map(|f| f.filename.as_str()).collect();
-            anyhow!(
-                "snapshot {} has no archive '{}' (it has: {})",
-                request.snapshot,
-                request.archive,
-                names.join(", ")
-            )
-        })?;
-    let index_bytes = session
-        .download(&download_path(&file_name), usize::MAX)
-        .await
-        .with_context(|| format!("downloading {file_name}"))?;
-    let index = DynamicIndex::decode(&index_bytes).with_context(|| format!("index {file_name}"))?;
-    if index.csum.to_hex() != entry.csum || index.size() != entry.size {
-        bail!("index {file_name} does not match the manifest (checksum or size differ)");
+    let layout = Layout::of(&manifest, &request)?;
+    let mut indexes = Vec::new();
+    for file_name in layout.file_names() {
+        indexes.push(load_index(&mut session, &manifest, file_name).await?);
     }
 
     let progress = Arc::new(ArchiveProgress::default());
@@ -129,25 +107,30 @@ pub async fn run(client: &RepoClient, request: RestoreRequest) -> Result<Restore
         Arc::clone(&progress),
         request.quiet,
     );
-    let (tx, rx) = mpsc::channel::<Result<Bytes, String>>(4);
+    let mut senders = Vec::new();
+    let mut readers = Vec::new();
+    for _ in &indexes {
+        let (tx, rx) = mpsc::channel::<Result<Bytes, String>>(4);
+        senders.push(tx);
+        readers.push(ChannelReader::new(rx));
+    }
     let target = request.target.clone();
     let decoder_progress = Arc::clone(&progress);
     let format = request.format;
-    let decoder = tokio::task::spawn_blocking(move || match format {
-        RestoreFormat::Dir => restore_tree(
-            ChannelReader::new(rx),
-            &target,
-            &RestoreOptions::default(),
-            &decoder_progress,
-        ),
-        RestoreFormat::Tar => write_tar(ChannelReader::new(rx), &target, &decoder_progress),
+    let decoder = tokio::task::spawn_blocking(move || decode(readers, format, &target, &decoder_progress));
+    let fetches = indexes.iter().zip(senders).map(|(index, tx)| {
+        let mut session = session.clone();
+        async move { fetch_chunks(&mut session, index, tx).await }
     });
-    let fetched = fetch_chunks(&mut session, &index, tx).await;
+    let fetched = futures_util::future::join_all(fetches).await;
     let decoded = decoder
         .await
         .map_err(|e| anyhow!("archive decoder failed: {e}"))?;
     reporter.finish().await;
-    let bytes_downloaded = fetched?;
+    let mut bytes_downloaded = 0;
+    for result in fetched {
+        bytes_downloaded += result?;
+    }
     let stats = decoded.with_context(|| format!("restoring into {}", request.target.display()))?;
     Ok(RestoreSummary {
         snapshot: request.snapshot,
@@ -156,19 +139,101 @@ pub async fn run(client: &RepoClient, request: RestoreRequest) -> Result<Restore
         entries: stats.entries,
         files: stats.files,
         bytes_written: stats.bytes_written,
-        chunks: index.entries.len() as u64,
+        chunks: indexes.iter().map(|i| i.entries.len() as u64).sum(),
         bytes_downloaded,
         duration_s: started.elapsed().as_secs_f64(),
         warnings: stats.warnings,
     })
 }
 
-fn download_path(file_name: &str) -> String {
-    format!(
-        "{}?{}",
-        routes::READER_DOWNLOAD.path,
-        encode_query(&[("file-name", file_name)])
-    )
+/// How the snapshot stores the archive `NAME.tar`.
+enum Layout {
+    /// `NAME.tar.didx`: one tar stream.
+    Single(String),
+    /// `NAME.mtar.didx` and `NAME.ptar.didx`: metadata and payload.
+    Split { meta: String, payload: String },
+}
+
+impl Layout {
+    fn of(manifest: &BackupManifest, request: &RestoreRequest) -> Result<Self> {
+        let has = |name: &str| manifest.files.iter().any(|f| f.filename == name);
+        let single = datastore::names::archive_file_name(&request.archive);
+        if has(&single) {
+            return Ok(Layout::Single(single));
+        }
+        if let Some((meta, payload)) = datastore::names::split_archive_names(&request.archive) {
+            let (meta, payload) = (
+                datastore::names::archive_file_name(&meta),
+                datastore::names::archive_file_name(&payload),
+            );
+            if has(&meta) && has(&payload) {
+                return Ok(Layout::Split { meta, payload });
+            }
+        }
+        let names: Vec<&str> = manifest.files.iter().map(|f| f.filename.as_str()).collect();
+        bail!(
+            "snapshot {} has no archive '{}' (it has: {})",
+            request.snapshot,
+            request.archive,
+            names.join(", ")
+        )
+    }
+
+    /// The index files, in the order `decode` takes their streams.
+    fn file_names(&self) -> Vec<&str> {
+        match self {
+            Layout::Single(name) => vec![name],
+            Layout::Split { meta, payload } => vec![meta, payload],
+        }
+    }
+}
+
+/// Downloads an index and checks it against its manifest entry.
+async fn load_index(
+    session: &mut Session,
+    manifest: &BackupManifest,
+    file_name: &str,
+) -> Result<DynamicIndex> {
+    let entry = manifest
+        .files
+        .iter()
+        .find(|f| f.filename == file_name)
+        .with_context(|| format!("the manifest has no {file_name}"))?;
+    let index_bytes = session
+        .download(&download_path(file_name), usize::MAX)
+        .await
+        .with_context(|| format!("downloading {file_name}"))?;
+    let index = DynamicIndex::decode(&index_bytes).with_context(|| format!("index {file_name}"))?;
+    if index.csum.to_hex() != entry.csum || index.size() != entry.size {
+        bail!("index {file_name} does not match the manifest (checksum or size differ)");
+    }
+    Ok(index)
+}
+
+/// Restores (or exports) the archive from its streams: one tar stream, or metadata and
+/// payload (read in one pass: payload offsets grow in metadata order).
+fn decode(
+    mut streams: Vec<ChannelReader>,
+    format: RestoreFormat,
+    target: &Path,
+    progress: &ArchiveProgress,
+) -> Result<RestoreStats, ArchiveError> {
+    let options = RestoreOptions::default();
+    let payload = (streams.len() == 2).then(|| streams.pop()).flatten();
+    let Some(first) = streams.pop() else {
+        return Ok(RestoreStats::default());
+    };
+    match (payload, format) {
+        (None, RestoreFormat::Dir) => restore_tree(first, target, &options, progress),
+        (None, RestoreFormat::Tar) => write_tar(target, progress, |out| copy_stream(first, out, progress)),
+        (Some(payload), RestoreFormat::Dir) => {
+            restore_split(first, SequentialPayload::new(payload), target, &options, progress)
+        }
+        (Some(payload), RestoreFormat::Tar) => write_tar(target, progress, |out| {
+            let out = CountingWriter::new(out, progress);
+            export_tar(first, SequentialPayload::new(payload), out).map(|_| ())
+        }),
+    }
 }
 
 /// A tar target is standard output (`-`) or a file that does not exist yet.
@@ -183,53 +248,77 @@ fn check_tar_target(target: &Path) -> Result<()> {
     }
 }
 
-/// Copies the verified archive stream to `target` (`-`: standard output). A file target is
-/// written under a temporary name and renamed when complete, so a failed export leaves none.
+/// Writes a tar stream to `target` (`-`: standard output) with `write`, which counts what
+/// it writes in `progress.bytes`. A file target is written under a temporary name and
+/// renamed when complete, so a failed export leaves none.
 fn write_tar(
-    mut input: ChannelReader,
     target: &Path,
     progress: &ArchiveProgress,
-) -> Result<RestoreStats, crate::archive::ArchiveError> {
-    use crate::archive::ArchiveError;
-    use std::io::Write;
+    write: impl FnOnce(&mut dyn Write) -> Result<(), ArchiveError>,
+) -> Result<RestoreStats, ArchiveError> {
     let output_error = |source| ArchiveError::Output { source };
-    let mut copy = |out: &mut dyn Write| -> Result<u64, ArchiveError> {
-        let mut buf = vec![0u8; 1 << 20];
-        let mut total = 0u64;
-        loop {
-            let n = input.read(&mut buf).map_err(|source| ArchiveError::Input {
-                offset: total,
-                source,
-            })?;
-            if n == 0 {
-                out.flush().map_err(output_error)?;
-                return Ok(total);
-            }
-            out.write_all(&buf[..n]).map_err(output_error)?;
-            total += n as u64;
-            progress
-                .bytes
-                .store(total, std::sync::atomic::Ordering::Relaxed);
-        }
-    };
-    let bytes_written = if target == Path::new("-") {
-        copy(&mut std::io::stdout().lock())?
+    if target == Path::new("-") {
+        write(&mut std::io::stdout().lock())?;
     } else {
         let dir = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
         let mut file = tempfile::NamedTempFile::new_in(dir).map_err(output_error)?;
-        let n = copy(&mut file)?;
+        write(&mut file)?;
         file.as_file().sync_all().map_err(output_error)?;
         file.persist_noclobber(target)
             .map_err(|e| output_error(e.error))?;
-        n
-    };
+    }
     Ok(RestoreStats {
-        bytes_written,
+        bytes_written: progress.bytes.load(Relaxed),
         ..RestoreStats::default()
     })
+}
+
+/// Copies a verified tar stream to `out`, counting bytes in `progress`.
+fn copy_stream(
+    mut input: impl Read,
+    out: &mut dyn Write,
+    progress: &ArchiveProgress,
+) -> Result<(), ArchiveError> {
+    let mut out = CountingWriter::new(out, progress);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = input.read(&mut buf).map_err(|source| ArchiveError::Input {
+            offset: progress.bytes.load(Relaxed),
+            source,
+        })?;
+        if n == 0 {
+            return out.flush().map_err(|source| ArchiveError::Output { source });
+        }
+        out.write_all(&buf[..n])
+            .map_err(|source| ArchiveError::Output { source })?;
+    }
+}
+
+/// A writer that adds what it writes to `progress.bytes`.
+struct CountingWriter<'a, W> {
+    out: W,
+    progress: &'a ArchiveProgress,
+}
+
+impl<'a, W: Write> CountingWriter<'a, W> {
+    fn new(out: W, progress: &'a ArchiveProgress) -> Self {
+        CountingWriter { out, progress }
+    }
+}
+
+impl<W: Write> Write for CountingWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.progress.bytes.fetch_add(n as u64, Relaxed);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// The target must not exist or be an empty directory; checked before any download.
@@ -243,134 +332,6 @@ fn check_target(target: &Path) -> Result<()> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e).with_context(|| format!("restore target {}", target.display())),
-    }
-}
-
-/// Downloads and verifies every chunk of `index` in order into `tx`. Returns the encoded
-/// bytes downloaded. On failure the decoder is sent the error, so a short archive can
-/// never look complete.
-async fn fetch_chunks(
-    session: &mut Session,
-    index: &DynamicIndex,
-    tx: mpsc::Sender<Result<Bytes, String>>,
-) -> Result<u64> {
-    let mut inflight = FuturesOrdered::new();
-    let mut queue: VecDeque<usize> = (0..index.entries.len()).collect();
-    let mut downloaded = 0u64;
-    loop {
-        while inflight.len() < DOWNLOADS_IN_FLIGHT {
-            let Some(i) = queue.pop_front() else { break };
-            let entry = index.entries[i];
-            let range = index.chunk_range(i);
-            let sender = session.sender.clone();
-            inflight.push_back(fetch_chunk(
-                sender,
-                entry.digest,
-                (range.end - range.start) as usize,
-            ));
-        }
-        let Some(result) = inflight.next().await else {
-            break;
-        };
-        match result {
-            Ok((data, encoded_len)) => {
-                downloaded += encoded_len as u64;
-                if tx.send(Ok(data)).await.is_err() {
-                    // The decoder stopped; its own error says why.
-                    return Ok(downloaded);
-                }
-            }
-            Err(err) => {
-                let _ = tx.send(Err(format!("{err:#}"))).await;
-                return Err(err);
-            }
-        }
-    }
-    Ok(downloaded)
-}
-
-/// Fetches one chunk, retrying failed downloads, and returns its verified plain bytes
-/// and its encoded size.
-async fn fetch_chunk(
-    sender: hyper::client::conn::http2::SendRequest<api_client::http::RequestBody>,
-    digest: Digest,
-    expected_len: usize,
-) -> Result<(Bytes, usize)> {
-    let path = format!(
-        "{}?{}",
-        routes::READER_CHUNK.path,
-        encode_query(&[("digest", &digest.to_hex())])
-    );
-    let mut last_error = None;
-    for attempt in 0..ATTEMPTS {
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
-        }
-        let mut sender = sender.clone();
-        let result = async {
-            sender.ready().await?;
-            let req = hyper::Request::get(&path).body(full_body(Bytes::new()))?;
-            let response = sender.send_request(req).await?;
-            read_ok_body(response, protocol::limits::MAX_ENCODED_CHUNK).await
-        }
-        .await;
-        match result {
-            Ok(blob) => {
-                let encoded_len = blob.len();
-                let data = tokio::task::spawn_blocking(move || {
-                    datastore::blob::decode_verified(
-                        &blob,
-                        &digest,
-                        datastore::blob::MAX_CHUNK_SIZE,
-                    )
-                })
-                .await?
-                .with_context(|| format!("chunk {digest} is damaged"))?;
-                if data.len() != expected_len {
-                    bail!(
-                        "chunk {digest} has {} bytes, the index says {expected_len}",
-                        data.len()
-                    );
-                }
-                return Ok((Bytes::from(data), encoded_len));
-            }
-            Err(err) => last_error = Some(err),
-        }
-    }
-    Err(last_error
-        .unwrap_or_else(|| anyhow!("no attempt made"))
-        .context(format!("downloading chunk {digest}")))
-}
-
-/// `Read` over the chunks the fetcher sends; an error item becomes an IO error, so a
-/// failed download is never mistaken for the end of the archive.
-struct ChannelReader {
-    rx: mpsc::Receiver<Result<Bytes, String>>,
-    current: Bytes,
-}
-
-impl ChannelReader {
-    fn new(rx: mpsc::Receiver<Result<Bytes, String>>) -> Self {
-        Self {
-            rx,
-            current: Bytes::new(),
-        }
-    }
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.current.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(data)) => self.current = data,
-                Some(Err(msg)) => return Err(std::io::Error::other(msg)),
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current[..n]);
-        let _ = self.current.split_to(n);
-        Ok(n)
     }
 }
 

@@ -1,0 +1,162 @@
+//! Downloads over a reader session: chunks of an index fetched in order with several
+//! requests in flight, each verified against its digest and length before it is handed
+//! on, and a `Read` over them for a decoder on a blocking thread. A failed download is
+//! passed to the reader as an error, so a short stream never looks complete.
+
+use std::collections::VecDeque;
+use std::io::Read;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use api_client::http::{Session, full_body, read_ok_body};
+use bytes::Bytes;
+use datastore::digest::Digest;
+use datastore::index::DynamicIndex;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
+use protocol::routes::{self, encode_query};
+use tokio::sync::mpsc;
+
+/// Chunk downloads in flight at once: 4 restore as fast as 8 here (512 MiB of large files:
+/// 0.86-0.96 s against 0.89-1.05 s) with 100 MiB peak client RSS instead of 161-168.
+const DOWNLOADS_IN_FLIGHT: usize = 4;
+/// Attempts per chunk before the restore fails.
+const ATTEMPTS: u32 = 3;
+
+/// The reader session's download path of a snapshot file.
+pub fn download_path(file_name: &str) -> String {
+    format!(
+        "{}?{}",
+        routes::READER_DOWNLOAD.path,
+        encode_query(&[("file-name", file_name)])
+    )
+}
+
+/// Downloads and verifies every chunk of `index` in order into `tx`. Returns the encoded
+/// bytes downloaded. On failure the decoder is sent the error, so a short archive can
+/// never look complete.
+pub async fn fetch_chunks(
+    session: &mut Session,
+    index: &DynamicIndex,
+    tx: mpsc::Sender<Result<Bytes, String>>,
+) -> Result<u64> {
+    let mut inflight = FuturesOrdered::new();
+    let mut queue: VecDeque<usize> = (0..index.entries.len()).collect();
+    let mut downloaded = 0u64;
+    loop {
+        while inflight.len() < DOWNLOADS_IN_FLIGHT {
+            let Some(i) = queue.pop_front() else { break };
+            let entry = index.entries[i];
+            let range = index.chunk_range(i);
+            let sender = session.sender.clone();
+            inflight.push_back(fetch_chunk(
+                sender,
+                entry.digest,
+                (range.end - range.start) as usize,
+            ));
+        }
+        let Some(result) = inflight.next().await else {
+            break;
+        };
+        match result {
+            Ok((data, encoded_len)) => {
+                downloaded += encoded_len as u64;
+                if tx.send(Ok(data)).await.is_err() {
+                    // The decoder stopped; its own error says why.
+                    return Ok(downloaded);
+                }
+            }
+            Err(err) => {
+                let _ = tx.send(Err(format!("{err:#}"))).await;
+                return Err(err);
+            }
+        }
+    }
+    Ok(downloaded)
+}
+
+/// Fetches one chunk, retrying failed downloads, and returns its verified plain bytes
+/// and its encoded size.
+async fn fetch_chunk(
+    sender: hyper::client::conn::http2::SendRequest<api_client::http::RequestBody>,
+    digest: Digest,
+    expected_len: usize,
+) -> Result<(Bytes, usize)> {
+    let path = format!(
+        "{}?{}",
+        routes::READER_CHUNK.path,
+        encode_query(&[("digest", &digest.to_hex())])
+    );
+    let mut last_error = None;
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+        }
+        let mut sender = sender.clone();
+        let result = async {
+            sender.ready().await?;
+            let req = hyper::Request::get(&path).body(full_body(Bytes::new()))?;
+            let response = sender.send_request(req).await?;
+            read_ok_body(response, protocol::limits::MAX_ENCODED_CHUNK).await
+        }
+        .await;
+        match result {
+            Ok(blob) => {
+                let encoded_len = blob.len();
+                let data = tokio::task::spawn_blocking(move || {
+                    datastore::blob::decode_verified(
+                        &blob,
+                        &digest,
+                        datastore::blob::MAX_CHUNK_SIZE,
+                    )
+                })
+                .await?
+                .with_context(|| format!("chunk {digest} is damaged"))?;
+                if data.len() != expected_len {
+                    bail!(
+                        "chunk {digest} has {} bytes, the index says {expected_len}",
+                        data.len()
+                    );
+                }
+                return Ok((Bytes::from(data), encoded_len));
+            }
+            Err(err) => last_error = Some(err),
+        }
+    }
+    Err(last_error
+        .unwrap_or_else(|| anyhow!("no attempt made"))
+        .context(format!("downloading chunk {digest}")))
+}
+
+/// `Read` over the chunks the fetcher sends; an error item becomes an IO error, so a
+/// failed download is never mistaken for the end of the archive.
+pub struct ChannelReader {
+    rx: mpsc::Receiver<Result<Bytes, String>>,
+    current: Bytes,
+}
+
+impl ChannelReader {
+    pub fn new(rx: mpsc::Receiver<Result<Bytes, String>>) -> Self {
+        Self {
+            rx,
+            current: Bytes::new(),
+        }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(data)) => self.current = data,
+                Some(Err(msg)) => return Err(std::io::Error::other(msg)),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        let _ = self.current.split_to(n);
+        Ok(n)
+    }
+}
+
