@@ -237,7 +237,7 @@ pub fn encode_tree_split_reusing<M: Write, P: PayloadWrite>(
 ) -> Result<EncodeStats, ArchiveError> {
     encode::encode_with_reuse(
         root,
-        split::SplitSink::new(meta_out, payload_out),
+        split::SplitSink::deferring(meta_out, payload_out),
         progress,
         options,
         Some(encode::Reuse::new(previous_meta, previous_payload)),

@@ -168,11 +168,15 @@ impl<S: EntrySink> Encoder<'_, S> {
             };
             // The inode's xattrs and ACLs were stored with its first path; a link has none.
             let entry_meta = basic_meta(&meta, &mut self.names);
-            return self.emit(Entry {
-                path: archive_path,
-                kind,
-                meta: entry_meta,
-            });
+            return self.write_member(
+                &Entry {
+                    path: archive_path,
+                    kind,
+                    meta: entry_meta,
+                },
+                None,
+                None,
+            );
         }
         let kind = if ft.is_dir() {
             EntryKind::Directory
@@ -208,10 +212,11 @@ impl<S: EntrySink> Encoder<'_, S> {
             kind,
             meta: entry_meta,
         };
+        self.write_member(&entry, None, None)?;
         if let Some(key) = link_key {
-            self.links.insert(key, entry.path.clone());
+            self.links.insert(key, entry.path);
         }
-        self.emit(entry)
+        Ok(())
     }
 
     fn add_file(
@@ -347,7 +352,6 @@ impl<S: EntrySink> Encoder<'_, S> {
 
     /// Closes the archive (for tar: the end-of-archive marker) and flushes it.
     fn finish(mut self) -> Result<EncodeStats, ArchiveError> {
-        self.close_run()?;
         if let Some(reuse) = &self.reuse {
             let stats = reuse.stats();
             self.stats.reused_files = stats.files;

@@ -1,26 +1,24 @@
-//! Which chunks of the previous payload stream unchanged files re-use, and where their
+//! Which chunks of the previous payload stream an unchanged file re-uses, and where its
 //! content then lies in the new payload stream.
 //!
-//! Unchanged files that follow each other in the previous payload form a *run*. A run's
-//! chunks are appended whole, so they may carry bytes of files that are gone or changed:
-//! *padding*. Before a run is re-used the planner checks that its padding is at most
-//! [`MAX_PADDING_PERCENT`] of the chunk bytes it appends; a run that fails the check is read
-//! and sent again instead (its files get fresh chunks), so the store does not fill up with
-//! dead bytes. A run that has grown over [`COMMIT_CHUNKS`] chunks with little padding is
-//! *committed* early: the rest of it can only add one chunk of tail padding, and its files
-//! need not wait in memory.
+//! Chunks are re-used whole, so they may carry bytes of files that changed or are gone:
+//! *padding*. Every chunk appended is remembered with its new position, so later files in
+//! it cost nothing (their metadata may point back into it: payload offsets need not grow
+//! in metadata order). A file is read again instead when re-using it would append chunks
+//! that the new payload already holds elsewhere and that outweigh the file, or would push
+//! the padding over [`MAX_PADDING_PERCENT`] of the payload (plus a slack of two chunks,
+//! since a chunk is padding until the files in it have been seen).
 //!
-//! Pure: offsets and chunk numbers in, offsets and chunk numbers out. The encoder holds the
-//! waiting files; the sink writes what this module decides.
+//! Pure: offsets and chunk numbers in, offsets and chunk numbers out. The encoder asks,
+//! the sink appends.
 
+use std::collections::HashMap;
 use std::ops::Range;
 
 use datastore::digest::Digest;
 
 /// Largest share of padding in the chunks a run appends.
 pub(crate) const MAX_PADDING_PERCENT: u64 = 10;
-/// A run spanning this many chunks with padding within the limit is re-used at once.
-pub(crate) const COMMIT_CHUNKS: usize = 8;
 
 /// One chunk of the previous payload that the new payload re-uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,45 +104,39 @@ impl ReuseStats {
     }
 }
 
-/// Whether an open run is re-used or read again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Verdict {
-    Reuse,
+/// What to do with an unchanged file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// Its payload header is at `offset` once `append` (possibly nothing) is appended.
+    Reuse {
+        offset: u64,
+        append: Vec<ReusedChunk>,
+    },
+    /// Read it like a changed file.
     Read,
-}
-
-/// Previous chunks `first..=last`, appended one after the other at `new_start`.
-#[derive(Debug, Clone, Copy)]
-struct Appended {
-    first: usize,
-    last: usize,
-    new_start: u64,
-}
-
-#[derive(Debug, Clone)]
-struct Run {
-    /// Previous payload bytes from the run's first file to the end of its last.
-    span: Range<u64>,
-    /// Bytes of the run's files (`span` minus gaps).
-    used: u64,
-    chunks: Range<usize>,
-    committed: bool,
 }
 
 #[derive(Debug)]
 pub(crate) struct Planner {
     previous: PreviousPayload,
-    appended: Option<Appended>,
-    run: Option<Run>,
+    /// Where the latest copy of each previous chunk appended so far starts in the new
+    /// payload.
+    placed: HashMap<usize, u64>,
+    /// Padding allowed beyond the percentage: two of the largest previous chunks.
+    slack: u64,
     stats: ReuseStats,
 }
 
 impl Planner {
     pub(crate) fn new(previous: PreviousPayload) -> Self {
+        let largest = (0..previous.ends.len())
+            .map(|i| previous.bytes(i..i + 1))
+            .max()
+            .unwrap_or(0);
         Planner {
             previous,
-            appended: None,
-            run: None,
+            placed: HashMap::new(),
+            slack: 2 * largest,
             stats: ReuseStats::default(),
         }
     }
@@ -159,116 +151,77 @@ impl Planner {
         range.start < range.end && range.end <= self.previous.len()
     }
 
-    /// Whether the file at `range` continues the open run: it starts at or after the run's
-    /// end and at most one chunk further (a gap of whole chunks ends the run).
-    pub(crate) fn continues_run(&self, range: &Range<u64>) -> bool {
-        self.run.as_ref().is_some_and(|run| {
-            range.start >= run.span.end && self.previous.chunk_at(range.start) <= run.chunks.end
-        })
-    }
-
-    /// Adds a file to the open run (`continues_run` said yes) or opens a run with it (no
-    /// run is open). Returns whether the run is committed.
-    pub(crate) fn add(&mut self, range: Range<u64>) -> bool {
-        let chunks = self.previous.chunks_of(&range);
-        let len = range.end - range.start;
-        let run = self.run.get_or_insert(Run {
-            span: range.start..range.start,
-            used: 0,
-            chunks: chunks.start..chunks.start,
-            committed: false,
-        });
-        run.span.end = range.end;
-        run.used += len;
-        run.chunks.end = chunks.end;
-        run.committed
-    }
-
-    pub(crate) fn has_run(&self) -> bool {
-        self.run.is_some()
-    }
-
-    pub(crate) fn run_committed(&self) -> bool {
-        self.run.as_ref().is_some_and(|run| run.committed)
-    }
-
-    /// The open run may be decided before it ends: it is long and its padding so far is
-    /// within the limit.
-    pub(crate) fn ready_to_commit(&self, payload_pos: u64) -> bool {
-        self.run.as_ref().is_some_and(|run| {
-            !run.committed && run.chunks.len() >= COMMIT_CHUNKS && self.padding_ok(run, payload_pos)
-        })
-    }
-
-    /// Decides the open run: `Reuse` commits it (its files are then placed with `place`),
-    /// `Read` drops it (its files must be read and written as new data).
-    pub(crate) fn decide(&mut self, payload_pos: u64) -> Verdict {
-        let Some(run) = &self.run else {
-            return Verdict::Read;
-        };
-        if self.padding_ok(run, payload_pos) {
-            if let Some(run) = &mut self.run {
-                run.committed = true;
-            }
-            Verdict::Reuse
-        } else {
-            self.run = None;
-            Verdict::Read
-        }
-    }
-
-    /// Closes the open run (committed or not).
-    pub(crate) fn end_run(&mut self) {
-        self.run = None;
-    }
-
-    /// A file of a committed run: its header's offset in the new payload, given the new
-    /// payload's length so far, and the chunks to append before its metadata is written.
-    pub(crate) fn place(&mut self, range: &Range<u64>, payload_pos: u64) -> (u64, Vec<ReusedChunk>) {
+    /// Where the file at previous `range` goes, given the new payload's length so far.
+    pub(crate) fn place(&mut self, range: &Range<u64>, payload_pos: u64) -> Placement {
         let chunks = self.previous.chunks_of(range);
-        let appended = match self.continued(payload_pos) {
-            Some(mut a) if (a.first..=a.last + 1).contains(&chunks.start) => {
-                let new = a.last + 1..chunks.end.max(a.last + 1);
-                a.last = a.last.max(chunks.end - 1);
-                (a, new)
-            }
-            _ => (
-                Appended {
-                    first: chunks.start,
-                    last: chunks.end - 1,
-                    new_start: payload_pos,
-                },
-                chunks,
-            ),
-        };
-        let (a, new) = appended;
-        self.appended = Some(a);
-        let offset = a.new_start + (range.start - self.previous.start(a.first));
-        self.stats.files += 1;
-        self.stats.bytes += range.end - range.start;
-        self.stats.chunk_bytes += self.previous.bytes(new.clone());
-        (offset, self.previous.reused(new))
-    }
-
-    /// The appended block, if the new payload ends with it (no new data after it).
-    fn continued(&self, payload_pos: u64) -> Option<Appended> {
-        self.appended.filter(|a| {
-            a.new_start + self.previous.bytes(a.first..a.last + 1) == payload_pos
-        })
-    }
-
-    /// Padding of `run` if it were re-used now: the chunk bytes it would append (minus a
-    /// chunk the new payload already ends with) beyond the bytes of its files.
-    fn padding_ok(&self, run: &Run, payload_pos: u64) -> bool {
-        let mut chunks = run.chunks.clone();
-        if let Some(a) = self.continued(payload_pos)
-            && (a.first..=a.last).contains(&chunks.start)
-        {
-            chunks.start = a.last + 1;
+        let len = range.end - range.start;
+        let into_first = range.start - self.previous.start(chunks.start);
+        let consecutive = self.consecutive_prefix(chunks.clone());
+        if consecutive == chunks.end {
+            let offset = self.placed[&chunks.start] + into_first;
+            self.count(len, 0);
+            return Placement::Reuse {
+                offset,
+                append: Vec::new(),
+            };
         }
-        let appended = self.previous.bytes(chunks.start..chunks.end.max(chunks.start));
-        let padding = appended.saturating_sub(run.used);
-        padding * 100 <= appended * MAX_PADDING_PERCENT
+        // Continue the payload's last block if it ends with the file's first chunks.
+        let last_placed = (consecutive > chunks.start).then(|| consecutive - 1);
+        let (new, block_start) = match last_placed {
+            Some(last) if self.end_of(last) == Some(payload_pos) => {
+                (consecutive..chunks.end, self.placed[&chunks.start])
+            }
+            _ => (chunks.clone(), payload_pos),
+        };
+        let new_bytes = self.previous.bytes(new.clone());
+        let duplicated: u64 = new
+            .clone()
+            .filter(|k| self.placed.contains_key(k))
+            .map(|k| self.previous.bytes(k..k + 1))
+            .sum();
+        let padding = (self.stats.chunk_bytes + new_bytes).saturating_sub(self.stats.bytes + len);
+        let budget = (payload_pos + new_bytes) * MAX_PADDING_PERCENT / 100 + self.slack;
+        if duplicated > len || padding > budget {
+            return Placement::Read;
+        }
+        let mut at = payload_pos;
+        for k in new.clone() {
+            self.placed.insert(k, at);
+            at += self.previous.bytes(k..k + 1);
+        }
+        self.count(len, new_bytes);
+        Placement::Reuse {
+            offset: block_start + into_first,
+            append: self.previous.reused(new),
+        }
+    }
+
+    /// The end of `chunks`' longest prefix placed one after the other (`chunks.start` if
+    /// the first is not placed).
+    fn consecutive_prefix(&self, chunks: Range<usize>) -> usize {
+        let mut k = chunks.start;
+        let Some(&first) = self.placed.get(&k) else {
+            return k;
+        };
+        let mut expected = first;
+        while k < chunks.end && self.placed.get(&k) == Some(&expected) {
+            expected += self.previous.bytes(k..k + 1);
+            k += 1;
+        }
+        k
+    }
+
+    /// Where the placed copy of chunk `k` ends in the new payload.
+    fn end_of(&self, k: usize) -> Option<u64> {
+        self.placed
+            .get(&k)
+            .map(|start| start + self.previous.bytes(k..k + 1))
+    }
+
+    fn count(&mut self, file_bytes: u64, chunk_bytes: u64) {
+        self.stats.files += 1;
+        self.stats.bytes += file_bytes;
+        self.stats.chunk_bytes += chunk_bytes;
     }
 }
 

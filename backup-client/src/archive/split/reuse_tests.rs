@@ -47,7 +47,11 @@ impl PayloadWrite for CopyingPayload<'_> {
 
 /// The payload's index as the chunker cuts it (4 KiB average).
 fn index_of(payload: &[u8]) -> PreviousPayload {
-    let params = ChunkerParams::new(4 << 10).unwrap();
+    index_with(payload, 4 << 10)
+}
+
+fn index_with(payload: &[u8], avg: usize) -> PreviousPayload {
+    let params = ChunkerParams::new(avg).unwrap();
     let mut end = 0u64;
     let mut chunks = Vec::new();
     for len in chunk_lengths(params, payload) {
@@ -62,16 +66,20 @@ struct Generation {
     meta: Vec<u8>,
     payload: Vec<u8>,
     stats: EncodeStats,
+    /// Payload bytes that are not re-used chunks.
+    fresh: u64,
 }
 
 fn first(root: &Path) -> Generation {
     let (mut meta, mut payload) = (Vec::new(), Vec::new());
     let progress = ArchiveProgress::default();
     let stats = encode_tree_split(root, &mut meta, &mut payload, &progress, &opts()).unwrap();
+    let fresh = payload.len() as u64;
     Generation {
         meta,
         payload,
         stats,
+        fresh,
     }
 }
 
@@ -80,6 +88,10 @@ fn opts() -> EncodeOptions {
 }
 
 fn next(root: &Path, previous: &Generation) -> Generation {
+    next_with(root, previous, index_of(&previous.payload))
+}
+
+fn next_with(root: &Path, previous: &Generation, index: PreviousPayload) -> Generation {
     let mut meta = Vec::new();
     let mut payload = CopyingPayload {
         out: Vec::new(),
@@ -92,14 +104,16 @@ fn next(root: &Path, previous: &Generation) -> Generation {
         &mut meta,
         &mut payload,
         Box::new(io::Cursor::new(previous.meta.clone())),
-        index_of(&previous.payload),
+        index,
         &progress,
         &opts(),
     )
     .unwrap();
     assert!(stats.errors.is_empty(), "{:?}", stats.errors);
+    let reused: u64 = payload.appended.iter().map(|c| c.size).sum();
     Generation {
         meta,
+        fresh: payload.out.len() as u64 - reused,
         payload: payload.out,
         stats,
     }
@@ -251,4 +265,30 @@ fn set_mtime(path: &Path, (sec, nsec): (i64, i64)) {
         + std::time::Duration::from_nanos(nsec as u64);
     let file = fs::OpenOptions::new().write(true).open(path).unwrap();
     file.set_times(fs::FileTimes::new().set_modified(time)).unwrap();
+}
+
+#[test]
+fn changes_spread_over_large_chunks_send_little_new_payload() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("src");
+    tree(&root);
+    let gen1 = first(&root);
+    // 64 KiB chunks: about 13 files each, so every change hits a chunk of unchanged files.
+    let avg = 64 << 10;
+    let mut changed = 0;
+    for n in [5u64, 105, 205] {
+        let path = root.join(format!("d{}/f{:02}", n / 30, n % 30));
+        let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"one more line\n").unwrap();
+        changed += fs::metadata(&path).unwrap().len() + 24;
+    }
+    let gen2 = next_with(&root, &gen1, index_with(&gen1.payload, avg));
+    assert_exports_tree(&gen2, &root);
+    assert_eq!(gen2.stats.reused_files, 297, "{:?}", gen2.stats);
+    assert!(
+        gen2.fresh <= 2 * changed,
+        "new payload {} for {changed} bytes of changed files",
+        gen2.fresh
+    );
+    assert!(gen2.stats.padding_bytes * 10 <= gen2.payload.len() as u64);
 }

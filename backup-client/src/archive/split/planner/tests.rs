@@ -9,8 +9,24 @@ fn previous(chunks: u8) -> PreviousPayload {
     PreviousPayload::new((0..chunks).map(|i| (digest(i), 100 * (u64::from(i) + 1)))).unwrap()
 }
 
-fn numbers(chunks: &[ReusedChunk]) -> Vec<u8> {
-    chunks.iter().map(|c| c.digest.0[0]).collect()
+/// The chunk numbers a placement appends, and its offset (`None`: read the file).
+fn placed(placement: Placement) -> Option<(u64, Vec<u8>)> {
+    match placement {
+        Placement::Reuse { offset, append } => {
+            Some((offset, append.iter().map(|c| c.digest.0[0]).collect()))
+        }
+        Placement::Read => None,
+    }
+}
+
+/// Places `range` and returns (offset, appended chunks), advancing `pos` by what was
+/// appended.
+fn reuse(planner: &mut Planner, range: Range<u64>, pos: &mut u64) -> Option<(u64, Vec<u8>)> {
+    let placement = planner.place(&range, *pos);
+    if let Placement::Reuse { append, .. } = &placement {
+        *pos += append.iter().map(|c| c.size).sum::<u64>();
+    }
+    placed(placement)
 }
 
 #[test]
@@ -23,112 +39,82 @@ fn ends_must_increase() {
 #[test]
 fn an_unchanged_stream_is_reused_whole_at_the_same_offsets() {
     let mut planner = Planner::new(previous(4));
-    let files = [0..50, 50..100, 100..250, 250..400];
-    for (i, range) in files.iter().enumerate() {
-        assert!(planner.in_bounds(range));
-        assert_eq!(planner.continues_run(range), i > 0);
-        assert!(!planner.add(range.clone()));
-    }
-    assert_eq!(planner.decide(0), Verdict::Reuse);
-    assert!(planner.run_committed());
     let mut pos = 0;
+    let files = [0..50, 50..100, 100..250, 250..400];
     let mut appended = Vec::new();
-    for range in &files {
-        let (offset, chunks) = planner.place(range, pos);
+    for range in files.clone() {
+        assert!(planner.in_bounds(&range));
+        let (offset, chunks) = reuse(&mut planner, range.clone(), &mut pos).unwrap();
         assert_eq!(offset, range.start);
-        pos += chunks.iter().map(|c| c.size).sum::<u64>();
-        appended.extend(numbers(&chunks));
+        appended.extend(chunks);
     }
     assert_eq!(appended, [0, 1, 2, 3], "each chunk once, in order");
     assert_eq!(pos, 400);
     let stats = planner.stats();
     assert_eq!((stats.files, stats.bytes, stats.padding()), (4, 400, 0));
+    assert!(!planner.in_bounds(&(350..401)));
 }
 
 #[test]
-fn a_small_file_in_a_chunk_of_changed_files_is_read_again() {
+fn files_after_new_data_point_back_into_chunks_already_appended() {
     let mut planner = Planner::new(previous(4));
-    planner.add(120..150);
-    assert_eq!(planner.decide(0), Verdict::Read);
-    assert!(!planner.has_run());
-    // 91 of 100 bytes used: 9% padding is within the limit.
-    planner.add(100..191);
-    assert_eq!(planner.decide(0), Verdict::Reuse);
-    let (offset, chunks) = planner.place(&(100..191), 0);
-    assert_eq!((offset, numbers(&chunks)), (0, vec![1]));
-    assert_eq!(planner.stats().padding(), 9);
+    let mut pos = 0;
+    assert_eq!(reuse(&mut planner, 0..40, &mut pos), Some((0, vec![0])));
+    // A changed file's 30 new bytes follow chunk 0 ...
+    pos += 30;
+    // ... and the next unchanged file in chunk 0 points back into it, appending nothing.
+    assert_eq!(reuse(&mut planner, 60..100, &mut pos), Some((60, vec![])));
+    // A file starting in chunk 1 gets chunk 1 appended after the new bytes.
+    assert_eq!(reuse(&mut planner, 100..150, &mut pos), Some((130, vec![1])));
+    assert_eq!(planner.stats().padding(), 200 - 130);
 }
 
 #[test]
-fn new_data_between_runs_starts_a_new_block() {
+fn a_file_continuing_the_last_block_appends_only_its_missing_chunks() {
     let mut planner = Planner::new(previous(4));
-    planner.add(0..100);
-    planner.decide(0);
-    let (offset, chunks) = planner.place(&(0..100), 0);
-    assert_eq!((offset, numbers(&chunks)), (0, vec![0]));
-    planner.end_run();
-    // 30 bytes of new data follow; the next run re-uses chunk 1 after them.
-    planner.add(100..200);
-    assert_eq!(planner.decide(130), Verdict::Reuse);
-    let (offset, chunks) = planner.place(&(100..200), 130);
-    assert_eq!((offset, numbers(&chunks)), (130, vec![1]));
+    let mut pos = 0;
+    assert_eq!(reuse(&mut planner, 0..50, &mut pos), Some((0, vec![0])));
+    // Spans chunks 0 and 1; chunk 0 ends the payload, so only chunk 1 is appended.
+    assert_eq!(reuse(&mut planner, 50..160, &mut pos), Some((50, vec![1])));
+    assert_eq!(pos, 200);
 }
 
 #[test]
-fn a_run_sharing_the_last_appended_chunk_appends_nothing_twice() {
+fn a_small_file_is_read_rather_than_duplicating_a_chunk() {
     let mut planner = Planner::new(previous(4));
-    planner.add(0..150);
-    planner.decide(0);
-    let (_, chunks) = planner.place(&(0..150), 0);
-    assert_eq!(numbers(&chunks), [0, 1]);
-    planner.end_run();
-    // A file further on in chunk 1 (the one between was deleted): chunk 1 is already the
-    // payload's last chunk, so the run costs nothing and is re-used even though alone it
-    // would be mostly padding.
-    assert!(planner.continues_run(&(170..190)) || !planner.has_run());
-    planner.add(170..190);
-    assert_eq!(planner.decide(200), Verdict::Reuse);
-    let (offset, chunks) = planner.place(&(170..190), 200);
-    assert_eq!((offset, chunks.len()), (170, 0));
-    // A file two chunks on does not continue the run.
-    assert!(!planner.continues_run(&(320..340)));
+    let mut pos = 0;
+    assert_eq!(reuse(&mut planner, 0..50, &mut pos), Some((0, vec![0])));
+    pos += 10; // new data after chunk 0
+    // Spans chunks 0 and 1, but chunk 0 no longer ends the payload: re-using would append
+    // chunk 0 a second time, 100 bytes for a 60-byte file.
+    assert_eq!(planner.place(&(90..150), pos), Placement::Read);
+    // A large file may be worth a duplicate.
+    let mut planner = Planner::new(previous(8));
+    let mut pos = 0;
+    reuse(&mut planner, 0..50, &mut pos).unwrap();
+    pos += 10;
+    assert_eq!(
+        reuse(&mut planner, 90..650, &mut pos),
+        Some((110 + 90, vec![0, 1, 2, 3, 4, 5, 6]))
+    );
 }
 
 #[test]
-fn a_gap_of_whole_chunks_ends_the_run_and_starts_a_new_block() {
-    let mut planner = Planner::new(previous(6));
-    planner.add(0..100);
-    assert!(!planner.continues_run(&(250..300)), "chunk 2 is skipped");
-    planner.decide(0);
-    planner.place(&(0..100), 0);
-    planner.end_run();
-    planner.add(300..400);
-    planner.decide(100);
-    let (offset, chunks) = planner.place(&(300..400), 100);
-    assert_eq!((offset, numbers(&chunks)), (100, vec![3]));
-}
-
-#[test]
-fn long_runs_commit_before_they_end() {
-    let mut planner = Planner::new(previous(20));
-    for i in 0..COMMIT_CHUNKS as u64 - 1 {
-        planner.add(i * 100..(i + 1) * 100);
-        assert!(!planner.ready_to_commit(0), "{i}");
+fn padding_beyond_the_budget_makes_files_read() {
+    // 100 chunks; every chunk holds one live 10-byte file, the rest changed or deleted.
+    let mut planner = Planner::new(previous(100));
+    let mut pos = 0u64;
+    let mut reused = 0;
+    for i in 0..100u64 {
+        match planner.place(&(i * 100..i * 100 + 10), pos) {
+            Placement::Reuse { append, .. } => {
+                reused += 1;
+                pos += append.iter().map(|c| c.size).sum::<u64>();
+            }
+            Placement::Read => pos += 10 + 24,
+        }
+        let padding = planner.stats().padding();
+        assert!(padding <= pos / 10 + 200, "{i}: padding {padding} at {pos}");
     }
-    let last = COMMIT_CHUNKS as u64 - 1;
-    planner.add(last * 100..(last + 1) * 100);
-    assert!(planner.ready_to_commit(0));
-    assert_eq!(planner.decide(0), Verdict::Reuse);
-    assert!(planner.add(800..900), "later files join the committed run");
-}
-
-#[test]
-fn padding_over_the_limit_is_refused_at_any_length() {
-    let mut planner = Planner::new(previous(20));
-    // Every chunk half used: 50% padding.
-    for i in 0..12u64 {
-        planner.add(i * 100..i * 100 + 50);
-    }
-    assert!(!planner.ready_to_commit(0));
-    assert_eq!(planner.decide(0), Verdict::Read);
+    assert!(reused < 10, "{reused} files re-used 90% padding");
 }
