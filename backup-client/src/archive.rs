@@ -30,6 +30,7 @@ use std::sync::atomic::AtomicU64;
 use thiserror::Error;
 
 mod acl;
+mod catalog;
 mod encode;
 mod entry;
 mod exclude;
@@ -43,13 +44,14 @@ mod sparse;
 mod split;
 mod walk;
 
+pub use catalog::{CatalogEntry, list_entries};
 pub use exclude::{ExcludeError, ExcludeMatcher, ExcludeSource};
 pub use header::HeaderError;
 pub use pax::PaxError;
 pub use sparse::SparseMapError;
 pub use split::{
     ExportStats, PayloadSource, PayloadWrite, PreviousPayload, ReuseStats, ReusedChunk,
-    SequentialPayload, SplitError, TarExport,
+    SequentialPayload, Selection, SplitError, TarExport,
 };
 
 /// Live counters for a progress display, updated with `Relaxed` stores while encoding
@@ -151,6 +153,8 @@ pub enum ArchiveError {
     TargetNotEmpty { path: PathBuf },
     #[error("restore target {}: {source}", path.display())]
     Target { path: PathBuf, source: io::Error },
+    #[error("the archive has no entry {paths}")]
+    NotFound { paths: String },
     #[error("split archive, entry {path}: {source}")]
     Split { path: String, source: SplitError },
     #[error("restoring {path}: {op}: {source}")]
@@ -244,6 +248,16 @@ pub fn encode_tree_split_reusing<M: Write, P: PayloadWrite>(
     )
 }
 
+/// Measures how much of each chunk of `previous_payload` the files of the previous
+/// metadata stream `previous_meta` use; `encode_tree_split_reusing` then rewrites
+/// mostly-dead chunks instead of re-using them.
+pub fn measure_payload_usage<R: Read>(
+    previous_meta: R,
+    previous_payload: &mut PreviousPayload,
+) -> Result<(), ArchiveError> {
+    split::previous::measure_usage(previous_meta, previous_payload)
+}
+
 /// The split archive (`meta`, `payload`) as one standard tar stream, read as it goes.
 pub fn split_to_tar<M: Read, P: PayloadSource>(meta: M, payload: P) -> TarExport<M, P> {
     TarExport::new(meta, payload, restore_meta::lookup_acl_name)
@@ -252,13 +266,19 @@ pub fn split_to_tar<M: Read, P: PayloadSource>(meta: M, payload: P) -> TarExport
 /// Writes the split archive (`meta`, `payload`) to `out` as one standard tar stream (for
 /// an archive of `encode_tree_split`, the bytes `encode_tree` writes for the same tree)
 /// and flushes it. A payload header that does not match its entry is
-/// `ArchiveError::Split` naming the entry.
+/// `ArchiveError::Split` naming the entry. With a `selection`, only the selected entries
+/// (and the directories above them) are written and only their payload is read; a
+/// selected path that matches nothing is `ArchiveError::NotFound`.
 pub fn export_tar<M: Read, P: PayloadSource, W: Write>(
     meta: M,
     payload: P,
     mut out: W,
+    selection: Option<Selection>,
 ) -> Result<ExportStats, ArchiveError> {
     let mut export = split_to_tar(meta, payload);
+    if let Some(selection) = selection {
+        export = export.select(selection);
+    }
     let mut buf = vec![0; 256 << 10];
     loop {
         let n = match export.read(&mut buf) {
@@ -275,23 +295,41 @@ pub fn export_tar<M: Read, P: PayloadSource, W: Write>(
     }
     out.flush()
         .map_err(|source| ArchiveError::Output { source })?;
+    check_matched(&export)?;
     Ok(export.stats().clone())
+}
+
+fn check_matched<M: Read, P: PayloadSource>(export: &TarExport<M, P>) -> Result<(), ArchiveError> {
+    let unmatched = export.unmatched();
+    if unmatched.is_empty() {
+        return Ok(());
+    }
+    Err(ArchiveError::NotFound {
+        paths: unmatched.join(", "),
+    })
 }
 
 /// `restore_tree` for a split archive: restores the entries of `meta` with their contents
 /// from `payload` into `target`, with the same rules. Errors of the split layout come back
-/// as `ArchiveError::Split`.
+/// as `ArchiveError::Split`. A `selection` restores only some entries, as in `export_tar`.
 pub fn restore_split<M: Read, P: PayloadSource>(
     meta: M,
     payload: P,
     target: &Path,
     options: &RestoreOptions,
     progress: &ArchiveProgress,
+    selection: Option<Selection>,
 ) -> Result<RestoreStats, ArchiveError> {
-    let export = split_to_tar(meta, payload);
-    restore::restore(export, target, options, progress).map_err(|e| match e {
+    let mut export = split_to_tar(meta, payload);
+    if let Some(selection) = selection {
+        export = export.select(selection);
+    }
+    let mut stats = restore::restore(&mut export, target, options, progress).map_err(|e| match e {
         ArchiveError::Input { offset, source } => TarExport::<M, P>::into_archive_error(source)
             .unwrap_or_else(|source| ArchiveError::Input { offset, source }),
         other => other,
-    })
+    })?;
+    check_matched(&export)?;
+    stats.warnings.extend(export.stats().warnings.iter().cloned());
+    Ok(stats)
 }

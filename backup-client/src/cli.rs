@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::archive::ExcludeMatcher;
-use crate::commands::{backup, restore, snapshot, snapshots};
+use crate::commands::{backup, catalog, restore, snapshot, snapshots};
 use crate::repository::RepoClient;
 use crate::repository::Repository;
 use api_client::Fingerprint;
@@ -109,6 +109,23 @@ pub enum Command {
         /// dir: the tree into a directory; tar: one standard tar stream.
         #[arg(long, value_enum, default_value_t = restore::RestoreFormat::Dir)]
         format: restore::RestoreFormat,
+        /// Restore only PATH (relative to the archive root) and what is below it, with the
+        /// directories above it; repeatable. Fetches only the chunks those files need
+        /// (split archives, the default since change detection).
+        #[arg(long = "include", value_name = "PATH")]
+        include: Vec<String>,
+    },
+    /// List an archive's entries (type, size, mtime, path); for a split archive without
+    /// downloading any file content.
+    Catalog {
+        /// Snapshot, e.g. host/web1/2026-11-24T08:00:00Z.
+        snapshot: String,
+        /// Archive name, e.g. root.tar.
+        archive: String,
+        /// List only PATH (relative to the archive root) and what is below it.
+        path: Option<String>,
+        #[arg(long, default_value = "")]
+        ns: String,
     },
 }
 
@@ -230,6 +247,7 @@ async fn run_async(cli: Cli) -> Result<std::process::ExitCode> {
             target,
             ns,
             format,
+            include,
         } => {
             // A tar on standard output owns stdout: the summary goes to stderr.
             let to_stdout = format == restore::RestoreFormat::Tar && target == Path::new("-");
@@ -239,6 +257,7 @@ async fn run_async(cli: Cli) -> Result<std::process::ExitCode> {
                 target,
                 ns,
                 format,
+                include,
                 quiet: json || to_stdout,
             };
             let summary = restore::run(&client, request).await?;
@@ -247,6 +266,21 @@ async fn run_async(cli: Cli) -> Result<std::process::ExitCode> {
             } else {
                 print(json, &summary, restore::print_text)?;
             }
+        }
+        Command::Catalog {
+            snapshot,
+            archive,
+            path,
+            ns,
+        } => {
+            let request = catalog::CatalogRequest {
+                snapshot,
+                archive,
+                path,
+                ns,
+            };
+            let listed = catalog::run(&client, request).await?;
+            print(json, &listed, catalog::print_text)?;
         }
     }
     Ok(std::process::ExitCode::SUCCESS)

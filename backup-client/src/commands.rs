@@ -2,6 +2,7 @@
 //! CLI prints as text or JSON.
 
 pub mod backup;
+pub mod catalog;
 pub mod restore;
 pub mod snapshot;
 pub mod snapshots;

@@ -11,17 +11,19 @@
 //! streams, and what re-uses old payload for unchanged files, lives elsewhere.
 
 mod export;
-mod format;
+pub(crate) mod format;
 mod payload;
 pub(crate) mod planner;
 pub(crate) mod previous;
 mod reader;
+mod select;
 mod sink;
 
 pub use export::{ExportStats, TarExport};
 pub use format::SplitError;
 pub use payload::{PayloadSource, SequentialPayload};
 pub use planner::{PreviousPayload, ReuseStats, ReusedChunk};
+pub use select::Selection;
 pub use sink::PayloadWrite;
 pub(crate) use sink::{BytesOnly, SplitSink};
 

@@ -122,14 +122,25 @@ pub struct ArchiveSummary {
     pub bytes_stored: u64,
     /// Entries left out by an exclude pattern (an excluded directory counts once).
     pub excluded: u64,
-    /// Change detection: files not read because they are unchanged, their payload bytes,
-    /// and bytes of re-used chunks that belong to no file.
+    /// The two streams of a split archive (metadata change detection).
+    pub split: Option<SplitSummary>,
+    pub errors: Vec<String>,
+}
+
+/// What a split archive's two streams did. The archive's totals include both.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub struct SplitSummary {
+    /// Files not read because they are unchanged, and their payload bytes.
     pub reused_files: u64,
     pub reused_bytes: u64,
+    /// Bytes of re-used chunks that belong to no file of this archive.
     pub padding_bytes: u64,
-    /// Change detection: the metadata stream's size (part of `size`).
     pub metadata_size: u64,
-    pub errors: Vec<String>,
+    pub payload_size: u64,
+    /// Plain bytes of the chunks sent, per stream.
+    pub metadata_uploaded_plain_bytes: u64,
+    pub payload_uploaded_plain_bytes: u64,
 }
 
 /// The backup's summary; `--output-format json` prints it as one object.
@@ -193,11 +204,11 @@ pub async fn run(client: &RepoClient, options: BackupOptions) -> Result<BackupSu
             let summary =
                 split_archive(target, spec, &options, params, Arc::clone(&zeros), "backup").await?;
             if !options.quiet
-                && let Some(parent) = &summary.parent
+                && let (Some(parent), Some(split)) = (&summary.parent, &summary.split)
             {
                 eprintln!(
-                    "{}: {} of {} files unchanged since {parent}",
-                    spec.name, summary.reused_files, summary.files
+                    "{}: {} of {} files unchanged since {parent} (not read)",
+                    spec.name, split.reused_files, summary.files
                 );
             }
             archives.push(summary);
@@ -241,10 +252,7 @@ pub async fn run(client: &RepoClient, options: BackupOptions) -> Result<BackupSu
                     bytes_uploaded: sent.load(std::sync::atomic::Ordering::Relaxed),
                     bytes_stored: response.bytes_stored,
                     excluded: stats.excluded,
-                    reused_files: 0,
-                    reused_bytes: 0,
-                    padding_bytes: 0,
-                    metadata_size: 0,
+                    split: None,
                     errors: stats.errors,
                 }
             }
@@ -426,11 +434,20 @@ async fn split_archive(
     };
     reporter.finish().await;
     let (split, stats) = encoder_outcome(spec, result, &slot)?;
+    let split_summary = SplitSummary {
+        reused_files: stats.reused_files,
+        reused_bytes: stats.reused_bytes,
+        padding_bytes: stats.padding_bytes,
+        metadata_size: split.meta.outcome.size,
+        payload_size: split.payload.outcome.size,
+        metadata_uploaded_plain_bytes: split.meta.outcome.uploaded_plain,
+        payload_uploaded_plain_bytes: split.payload.outcome.uploaded_plain,
+    };
     let mut summary = chunked_summary(spec, split.payload, stats);
+    summary.split = Some(split_summary);
     summary.errors.extend(split.notes);
     let meta = split.meta;
     summary.change_detection = ChangeDetection::Metadata;
-    summary.metadata_size = meta.outcome.size;
     summary.size += meta.outcome.size;
     summary.chunks += meta.outcome.chunks;
     summary.reused_chunks += meta.outcome.reused_chunks;
@@ -467,10 +484,7 @@ fn chunked_summary(
         bytes_uploaded: outcome.uploaded_encoded,
         bytes_stored: archive.response.as_ref().map_or(0, |r| r.bytes_stored),
         excluded: stats.excluded,
-        reused_files: stats.reused_files,
-        reused_bytes: stats.reused_bytes,
-        padding_bytes: stats.padding_bytes,
-        metadata_size: 0,
+        split: None,
         errors: stats.errors,
     }
 }

@@ -8,6 +8,7 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
@@ -22,11 +23,13 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::archive::{
-    ArchiveError, ArchiveProgress, RestoreOptions, RestoreStats, SequentialPayload, export_tar,
+    ArchiveError, ArchiveProgress, RestoreOptions, RestoreStats, Selection, export_tar,
     restore_split, restore_tree,
 };
 
-use crate::download::{ChannelReader, download_path, fetch_chunks};
+use crate::download::{
+    ChannelReader, DOWNLOADS_IN_FLIGHT, IndexedPayload, download_path, fetch_chunks,
+};
 use crate::progress::ProgressReporter;
 use crate::repository::RepoClient;
 
@@ -36,6 +39,8 @@ pub struct RestoreRequest {
     pub target: PathBuf,
     pub ns: String,
     pub format: RestoreFormat,
+    /// Restore only these paths (split archives); empty: everything.
+    pub include: Vec<String>,
     pub quiet: bool,
 }
 
@@ -75,10 +80,86 @@ pub async fn run(client: &RepoClient, request: RestoreRequest) -> Result<Restore
         RestoreFormat::Tar => check_tar_target(&request.target)?,
     }
 
+    let (mut session, manifest) = open_snapshot(client, &request.ns, &snapshot).await?;
+    let layout = Layout::of(&manifest, &request.snapshot, &request.archive)?;
+    let selection = if request.include.is_empty() {
+        None
+    } else if matches!(layout, Layout::Single(_)) {
+        bail!(
+            "--include needs a split archive (backed up with --change-detection metadata); \
+             {} of {} is one tar stream: restore it whole, or use --format tar and pick \
+             files with tar",
+            request.archive,
+            request.snapshot
+        );
+    } else {
+        Some(Selection::new(&request.include).map_err(|e| anyhow!(e))?)
+    };
+    let mut indexes = Vec::new();
+    for file_name in layout.file_names() {
+        indexes.push(load_index(&mut session, &manifest, file_name).await?);
+    }
+    let chunks = indexes.iter().map(|i| i.entries.len() as u64).sum();
+    // The payload of a split archive is read by offset; the rest streams in order.
+    let downloaded = Arc::new(AtomicU64::new(0));
+    let payload = (indexes.len() == 2).then(|| {
+        let index = indexes.pop().expect("two indexes");
+        let ahead = if selection.is_some() { 0 } else { DOWNLOADS_IN_FLIGHT };
+        IndexedPayload::new(
+            tokio::runtime::Handle::current(),
+            session.clone(),
+            index,
+            ahead,
+            Arc::clone(&downloaded),
+        )
+    });
+    let stream_index = indexes.pop().context("no index to restore")?;
+
+    let progress = Arc::new(ArchiveProgress::default());
+    let reporter = ProgressReporter::start(
+        format!("restore {}", request.archive),
+        Arc::clone(&progress),
+        request.quiet,
+    );
+    let (tx, rx) = mpsc::channel::<Result<Bytes, String>>(4);
+    let target = request.target.clone();
+    let decoder_progress = Arc::clone(&progress);
+    let format = request.format;
+    let decoder = tokio::task::spawn_blocking(move || {
+        let input = ChannelReader::new(rx);
+        decode(input, payload, selection, format, &target, &decoder_progress)
+    });
+    let fetched = fetch_chunks(&mut session, &stream_index, tx).await;
+    let decoded = decoder
+        .await
+        .map_err(|e| anyhow!("archive decoder failed: {e}"))?;
+    reporter.finish().await;
+    let bytes_downloaded = fetched? + downloaded.load(Relaxed);
+    let stats = decoded.with_context(|| format!("restoring into {}", request.target.display()))?;
+    Ok(RestoreSummary {
+        snapshot: request.snapshot,
+        archive: request.archive,
+        target: request.target.display().to_string(),
+        entries: stats.entries,
+        files: stats.files,
+        bytes_written: stats.bytes_written,
+        chunks,
+        bytes_downloaded,
+        duration_s: started.elapsed().as_secs_f64(),
+        warnings: stats.warnings,
+    })
+}
+
+/// A reader session on `snapshot` and its manifest.
+pub(crate) async fn open_snapshot(
+    client: &RepoClient,
+    ns: &str,
+    snapshot: &datastore::snapshot::SnapshotRef,
+) -> Result<(Session, BackupManifest)> {
     let time = snapshot.time.to_string();
     let query = encode_query(&[
         ("store", &client.repo.store),
-        ("ns", &request.ns),
+        ("ns", ns),
         ("backup-type", &snapshot.group.backup_type.to_string()),
         ("backup-id", &snapshot.group.backup_id),
         ("backup-time", &time),
@@ -95,59 +176,11 @@ pub async fn run(client: &RepoClient, request: RestoreRequest) -> Result<Restore
         .await
         .context("downloading the manifest")?;
     let manifest = BackupManifest::from_blob(&manifest_blob)?;
-    let layout = Layout::of(&manifest, &request)?;
-    let mut indexes = Vec::new();
-    for file_name in layout.file_names() {
-        indexes.push(load_index(&mut session, &manifest, file_name).await?);
-    }
-
-    let progress = Arc::new(ArchiveProgress::default());
-    let reporter = ProgressReporter::start(
-        format!("restore {}", request.archive),
-        Arc::clone(&progress),
-        request.quiet,
-    );
-    let mut senders = Vec::new();
-    let mut readers = Vec::new();
-    for _ in &indexes {
-        let (tx, rx) = mpsc::channel::<Result<Bytes, String>>(4);
-        senders.push(tx);
-        readers.push(ChannelReader::new(rx));
-    }
-    let target = request.target.clone();
-    let decoder_progress = Arc::clone(&progress);
-    let format = request.format;
-    let decoder = tokio::task::spawn_blocking(move || decode(readers, format, &target, &decoder_progress));
-    let fetches = indexes.iter().zip(senders).map(|(index, tx)| {
-        let mut session = session.clone();
-        async move { fetch_chunks(&mut session, index, tx).await }
-    });
-    let fetched = futures_util::future::join_all(fetches).await;
-    let decoded = decoder
-        .await
-        .map_err(|e| anyhow!("archive decoder failed: {e}"))?;
-    reporter.finish().await;
-    let mut bytes_downloaded = 0;
-    for result in fetched {
-        bytes_downloaded += result?;
-    }
-    let stats = decoded.with_context(|| format!("restoring into {}", request.target.display()))?;
-    Ok(RestoreSummary {
-        snapshot: request.snapshot,
-        archive: request.archive,
-        target: request.target.display().to_string(),
-        entries: stats.entries,
-        files: stats.files,
-        bytes_written: stats.bytes_written,
-        chunks: indexes.iter().map(|i| i.entries.len() as u64).sum(),
-        bytes_downloaded,
-        duration_s: started.elapsed().as_secs_f64(),
-        warnings: stats.warnings,
-    })
+    Ok((session, manifest))
 }
 
 /// How the snapshot stores the archive `NAME.tar`.
-enum Layout {
+pub(crate) enum Layout {
     /// `NAME.tar.didx`: one tar stream.
     Single(String),
     /// `NAME.mtar.didx` and `NAME.ptar.didx`: metadata and payload.
@@ -155,13 +188,13 @@ enum Layout {
 }
 
 impl Layout {
-    fn of(manifest: &BackupManifest, request: &RestoreRequest) -> Result<Self> {
+    pub(crate) fn of(manifest: &BackupManifest, snapshot: &str, archive: &str) -> Result<Self> {
         let has = |name: &str| manifest.files.iter().any(|f| f.filename == name);
-        let single = datastore::names::archive_file_name(&request.archive);
+        let single = datastore::names::archive_file_name(archive);
         if has(&single) {
             return Ok(Layout::Single(single));
         }
-        if let Some((meta, payload)) = datastore::names::split_archive_names(&request.archive) {
+        if let Some((meta, payload)) = datastore::names::split_archive_names(archive) {
             let (meta, payload) = (
                 datastore::names::archive_file_name(&meta),
                 datastore::names::archive_file_name(&payload),
@@ -172,15 +205,13 @@ impl Layout {
         }
         let names: Vec<&str> = manifest.files.iter().map(|f| f.filename.as_str()).collect();
         bail!(
-            "snapshot {} has no archive '{}' (it has: {})",
-            request.snapshot,
-            request.archive,
+            "snapshot {snapshot} has no archive '{archive}' (it has: {})",
             names.join(", ")
         )
     }
 
     /// The index files, in the order `decode` takes their streams.
-    fn file_names(&self) -> Vec<&str> {
+    pub(crate) fn file_names(&self) -> Vec<&str> {
         match self {
             Layout::Single(name) => vec![name],
             Layout::Split { meta, payload } => vec![meta, payload],
@@ -189,7 +220,7 @@ impl Layout {
 }
 
 /// Downloads an index and checks it against its manifest entry.
-async fn load_index(
+pub(crate) async fn load_index(
     session: &mut Session,
     manifest: &BackupManifest,
     file_name: &str,
@@ -210,28 +241,28 @@ async fn load_index(
     Ok(index)
 }
 
-/// Restores (or exports) the archive from its streams: one tar stream, or metadata and
-/// payload (read in one pass: payload offsets grow in metadata order).
+/// Restores (or exports) the archive: one tar stream (`input`), or metadata (`input`) and
+/// payload read by offset.
 fn decode(
-    mut streams: Vec<ChannelReader>,
+    input: ChannelReader,
+    payload: Option<IndexedPayload>,
+    selection: Option<Selection>,
     format: RestoreFormat,
     target: &Path,
     progress: &ArchiveProgress,
 ) -> Result<RestoreStats, ArchiveError> {
     let options = RestoreOptions::default();
-    let payload = (streams.len() == 2).then(|| streams.pop()).flatten();
-    let Some(first) = streams.pop() else {
-        return Ok(RestoreStats::default());
-    };
     match (payload, format) {
-        (None, RestoreFormat::Dir) => restore_tree(first, target, &options, progress),
-        (None, RestoreFormat::Tar) => write_tar(target, progress, |out| copy_stream(first, out, progress)),
+        (None, RestoreFormat::Dir) => restore_tree(input, target, &options, progress),
+        (None, RestoreFormat::Tar) => {
+            write_tar(target, progress, |out| copy_stream(input, out, progress))
+        }
         (Some(payload), RestoreFormat::Dir) => {
-            restore_split(first, SequentialPayload::new(payload), target, &options, progress)
+            restore_split(input, payload, target, &options, progress, selection)
         }
         (Some(payload), RestoreFormat::Tar) => write_tar(target, progress, |out| {
             let out = CountingWriter::new(out, progress);
-            export_tar(first, SequentialPayload::new(payload), out).map(|_| ())
+            export_tar(input, payload, out, selection).map(|_| ())
         }),
     }
 }

@@ -4,10 +4,15 @@
 //! Chunks are re-used whole, so they may carry bytes of files that changed or are gone:
 //! *padding*. Every chunk appended is remembered with its new position, so later files in
 //! it cost nothing (their metadata may point back into it: payload offsets need not grow
-//! in metadata order). A file is read again instead when re-using it would append chunks
-//! that the new payload already holds elsewhere and that outweigh the file, or would push
-//! the padding over [`MAX_PADDING_PERCENT`] of the payload (plus a slack of two chunks,
-//! since a chunk is padding until the files in it have been seen).
+//! in metadata order). A file is read again instead when re-using it would append
+//! - chunks that the new payload already holds elsewhere and that outweigh the file, or
+//! - chunks that were more than [`MAX_PADDING_PERCENT`] dead already in the previous
+//!   archive (bytes no previous file used; known when the previous metadata was measured
+//!   first, [`PreviousPayload::add_usage`]), unless the file outweighs their dead bytes:
+//!   so mostly-dead chunks are rewritten compactly instead of being carried on forever;
+//! - or when the padding would exceed twice that share of the payload (plus a slack of
+//!   two chunks, since a chunk is padding until the files in it have been seen): the
+//!   last line of defence.
 //!
 //! Pure: offsets and chunk numbers in, offsets and chunk numbers out. The encoder asks,
 //! the sink appends.
@@ -35,6 +40,8 @@ pub struct PreviousPayload {
     digests: Vec<Digest>,
     /// End offset of each chunk, increasing.
     ends: Vec<u64>,
+    /// Bytes of each chunk that the previous archive's files use, once measured.
+    live: Option<Vec<u64>>,
 }
 
 impl PreviousPayload {
@@ -53,6 +60,32 @@ impl PreviousPayload {
 
     pub(crate) fn len(&self) -> u64 {
         self.ends.last().copied().unwrap_or(0)
+    }
+
+    /// Counts the previous payload `range` (a file's header and content) as used. Ranges
+    /// outside the stream are ignored.
+    pub fn add_usage(&mut self, range: Range<u64>) {
+        let end = range.end.min(self.len());
+        if range.start >= end {
+            return;
+        }
+        let count = self.ends.len();
+        let live = self.live.get_or_insert_with(|| vec![0; count]);
+        let mut k = self.ends.partition_point(|&e| e <= range.start);
+        let mut at = range.start;
+        while at < end {
+            let chunk_end = self.ends[k].min(end);
+            live[k] += chunk_end - at;
+            at = chunk_end;
+            k += 1;
+        }
+    }
+
+    /// Bytes of chunk `k` no previous file used (0 when not measured).
+    fn dead(&self, k: usize) -> u64 {
+        self.live
+            .as_ref()
+            .map_or(0, |live| self.bytes(k..k + 1).saturating_sub(live[k]))
     }
 
     fn start(&self, chunk: usize) -> u64 {
@@ -179,9 +212,11 @@ impl Planner {
             .filter(|k| self.placed.contains_key(k))
             .map(|k| self.previous.bytes(k..k + 1))
             .sum();
+        let dead: u64 = new.clone().map(|k| self.previous.dead(k)).sum();
+        let mostly_dead = dead * 100 > new_bytes * MAX_PADDING_PERCENT && dead > len;
         let padding = (self.stats.chunk_bytes + new_bytes).saturating_sub(self.stats.bytes + len);
-        let budget = (payload_pos + new_bytes) * MAX_PADDING_PERCENT / 100 + self.slack;
-        if duplicated > len || padding > budget {
+        let budget = (payload_pos + new_bytes) * 2 * MAX_PADDING_PERCENT / 100 + self.slack;
+        if duplicated > len || mostly_dead || padding > budget {
             return Placement::Read;
         }
         let mut at = payload_pos;

@@ -16,10 +16,13 @@ use super::format::{
     KEY_OFFSET, PAYLOAD_HEADER_LEN, PayloadHeader, PayloadRef, SplitError, resolve_entry,
 };
 use super::payload::PayloadSource;
+use super::select::Selection;
 
 pub(crate) struct SplitReader<M, P> {
     meta: ArchiveReader<M>,
     payload: P,
+    /// Only these entries are returned (their payload only is read).
+    selection: Option<Selection>,
     /// The current file: its path (for errors), next payload offset, bytes left.
     current: Option<(Vec<u8>, u64, u64)>,
 }
@@ -29,16 +32,31 @@ impl<M: Read, P: PayloadSource> SplitReader<M, P> {
         SplitReader {
             meta: ArchiveReader::new(meta, names),
             payload,
+            selection: None,
             current: None,
         }
+    }
+
+    pub(crate) fn select(&mut self, selection: Selection) {
+        self.selection = Some(selection);
+    }
+
+    pub(crate) fn selection(&self) -> Option<&Selection> {
+        self.selection.as_ref()
     }
 
     /// The next entry as the encoder saw it (a file with its real size and sparse map),
     /// its payload header already checked; `None` at the end of the metadata.
     pub(crate) fn next_member(&mut self) -> Result<Option<Member>, ArchiveError> {
         self.current = None;
-        let Some(member) = self.meta.next_member()? else {
-            return Ok(None);
+        let member = loop {
+            let Some(member) = self.meta.next_member()? else {
+                return Ok(None);
+            };
+            let path = &member.entry.path;
+            if self.selection.as_mut().is_none_or(|s| s.wants(path)) {
+                break member;
+            }
         };
         let Member {
             entry,

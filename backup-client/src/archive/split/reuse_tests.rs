@@ -12,7 +12,7 @@ use datastore::digest::Digest;
 
 use crate::archive::{
     ArchiveProgress, EncodeOptions, EncodeStats, PayloadWrite, PreviousPayload, ReusedChunk,
-    encode_tree, encode_tree_split, encode_tree_split_reusing, export_tar,
+    encode_tree, encode_tree_split, encode_tree_split_reusing, export_tar, measure_payload_usage,
 };
 
 /// A payload stream in memory; re-used chunks are copied from the previous payload.
@@ -91,7 +91,8 @@ fn next(root: &Path, previous: &Generation) -> Generation {
     next_with(root, previous, index_of(&previous.payload))
 }
 
-fn next_with(root: &Path, previous: &Generation, index: PreviousPayload) -> Generation {
+fn next_with(root: &Path, previous: &Generation, mut index: PreviousPayload) -> Generation {
+    measure_payload_usage(&previous.meta[..], &mut index).unwrap();
     let mut meta = Vec::new();
     let mut payload = CopyingPayload {
         out: Vec::new(),
@@ -124,7 +125,7 @@ fn assert_exports_tree(generation: &Generation, root: &Path) {
     let mut single = Vec::new();
     encode_tree(root, &mut single, &ArchiveProgress::default()).unwrap();
     let mut exported = Vec::new();
-    export_tar(&generation.meta[..], &generation.payload[..], &mut exported).unwrap();
+    export_tar(&generation.meta[..], &generation.payload[..], &mut exported, None).unwrap();
     assert!(exported == single, "export differs from the tree's tar stream");
 }
 
@@ -233,7 +234,10 @@ fn many_rounds_of_changes_keep_padding_bounded() {
         }
         total
     };
-    for round in 0..20u64 {
+    // Chunks here average 4 KiB (max 16 KiB): the planner's bound is 20% padding plus
+    // two of the largest chunks.
+    let slack = 2 * (16 << 10);
+    for round in 0..30u64 {
         // Rewrite 10 files spread over the tree, every round other ones.
         for k in 0..10u64 {
             let n = (round * 37 + k * 29) % 300;
@@ -248,7 +252,7 @@ fn many_rounds_of_changes_keep_padding_bounded() {
         let live = content_bytes(&root);
         let payload = generation.payload.len() as u64;
         assert!(
-            payload * 10 <= live * 12,
+            payload * 10 <= live * 12 + slack * 10,
             "round {round}: payload {payload} for {live} bytes of files"
         );
     }

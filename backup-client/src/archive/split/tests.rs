@@ -49,7 +49,7 @@ fn export_equals_the_single_layout() {
     assert!(meta.len() < 16 * 1024, "metadata carries no content");
 
     let mut exported = Vec::new();
-    let stats = export_tar(&meta[..], &payload[..], &mut exported).unwrap();
+    let stats = export_tar(&meta[..], &payload[..], &mut exported, None).unwrap();
     assert!(exported == single, "export differs from encode_tree");
     assert_eq!(stats.files, 4);
     assert!(stats.warnings.is_empty());
@@ -61,7 +61,7 @@ fn export_equals_the_single_layout() {
 
     let mut sequential = Vec::new();
     let payload_stream = SequentialPayload::new(&payload[..]);
-    export_tar(&meta[..], payload_stream, &mut sequential).unwrap();
+    export_tar(&meta[..], payload_stream, &mut sequential, None).unwrap();
     assert!(sequential == single);
 }
 
@@ -78,6 +78,7 @@ fn restore_from_the_split_layout() {
         &target,
         &RestoreOptions::default(),
         &ArchiveProgress::default(),
+        None,
     )
     .unwrap();
     assert_eq!(stats.files, 4);
@@ -100,7 +101,7 @@ fn restore_from_the_split_layout() {
     assert!(payload2 == payload);
     let export = |m: &[u8], p: &[u8]| {
         let mut out = Vec::new();
-        export_tar(m, p, &mut out).unwrap();
+        export_tar(m, p, &mut out, None).unwrap();
         out
     };
     assert!(export(&meta2, &payload2) == export(&meta, &payload));
@@ -120,7 +121,7 @@ fn patch_record(meta: &mut [u8], key: &str, old: &str, new: &str) {
 }
 
 fn split_error(meta: &[u8], payload: &[u8]) -> (String, SplitError) {
-    match export_tar(meta, payload, std::io::sink()) {
+    match export_tar(meta, payload, std::io::sink(), None) {
         Err(ArchiveError::Split { path, source }) => (path, source),
         other => panic!("expected a split error, got {other:?}"),
     }
@@ -183,6 +184,7 @@ fn wrong_offsets_and_lengths_are_errors_naming_the_entry() {
         &dir.path().join("target"),
         &RestoreOptions::default(),
         &ArchiveProgress::default(),
+        None,
     );
     assert!(
         matches!(&res, Err(ArchiveError::Split { path, .. }) if path == "b"),
@@ -226,10 +228,75 @@ mod damage {
                 let len = cut.index(stream.len());
                 stream.truncate(len);
             }
-            let _ = export_tar(&meta[..], &payload[..], std::io::sink());
+            let _ = export_tar(&meta[..], &payload[..], std::io::sink(), None);
         }
     }
 }
 
 #[path = "reuse_tests.rs"]
 mod reuse_tests;
+
+/// A payload source that records which bytes were read.
+struct Counting<'a> {
+    data: &'a [u8],
+    read: u64,
+}
+
+impl crate::archive::PayloadSource for Counting<'_> {
+    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.read += buf.len() as u64;
+        let mut data = self.data;
+        crate::archive::PayloadSource::read_exact_at(&mut data, offset, buf)
+    }
+}
+
+#[test]
+fn a_selection_restores_only_its_entries_and_reads_only_their_payload() {
+    use crate::archive::Selection;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("src");
+    small_tree(&root);
+    let (meta, payload) = split(&root);
+    let target = dir.path().join("restored");
+    let mut source = Counting {
+        data: &payload,
+        read: 0,
+    };
+    let selection = Selection::new(["dir/sub/"]).unwrap();
+    let stats = restore_split(
+        &meta[..],
+        &mut source,
+        &target,
+        &RestoreOptions::default(),
+        &ArchiveProgress::default(),
+        Some(selection),
+    )
+    .unwrap();
+    assert_eq!(stats.files, 1);
+    assert_eq!(fs::read(target.join("dir/sub/b")).unwrap(), vec![7u8; 70_000]);
+    assert!(!target.join("dir/a").exists() && !target.join("sym").exists());
+    assert_eq!(source.read, 24 + 70_000, "only b's header and content were read");
+
+    // A hard link whose target is not selected is left out with a warning.
+    let mut out = Vec::new();
+    let stats = export_tar(
+        &meta[..],
+        &payload[..],
+        &mut out,
+        Some(Selection::new(["link-to-a"]).unwrap()),
+    )
+    .unwrap();
+    assert_eq!(stats.entries, 1, "only the root");
+    assert!(stats.warnings[0].contains("not selected"), "{:?}", stats.warnings);
+
+    let missing = export_tar(
+        &meta[..],
+        &payload[..],
+        std::io::sink(),
+        Some(Selection::new(["dir/a", "nothing/here"]).unwrap()),
+    );
+    assert!(
+        matches!(&missing, Err(ArchiveError::NotFound { paths }) if paths == "nothing/here"),
+        "{missing:?}"
+    );
+}

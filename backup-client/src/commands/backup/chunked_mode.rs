@@ -149,7 +149,7 @@ pub(super) async fn split(
     let mut notes = Vec::new();
     let (download, for_encoder) = match &previous {
         Some(previous) => match open_previous(&target, previous, &meta_name).await {
-            Ok((download, meta)) => (Some(download), Some((meta, previous.payload_chunks()?))),
+            Ok((download, meta, payload)) => (Some(download), Some((meta, payload))),
             Err(err) => {
                 notes.push(format!(
                     "change detection off, every file is read: the metadata of {} could not be read: {err:#}",
@@ -209,18 +209,28 @@ pub(super) async fn split(
     })
 }
 
-/// The previous metadata stream, downloaded over a reader session on the parent.
+/// The previous metadata stream, downloaded over a reader session on the parent, and the
+/// previous payload's chunks with how much of each the previous files use (measured on a
+/// first download of the metadata).
 async fn open_previous(
     target: &SplitTarget<'_>,
     previous: &PreviousSplit,
     meta_name: &str,
-) -> Result<(DownloadGuard, Box<dyn Read + Send>)> {
+) -> Result<(DownloadGuard, Box<dyn Read + Send>, PreviousPayload)> {
     let reader = match target {
         SplitTarget::Session { client, ns, .. } => open_reader(client, ns, &previous.parent).await?,
         SplitTarget::DryRun { parent } => parent
             .map(|(_, session)| session.clone())
             .context("a dry run's parent has no reader session")?,
     };
+    let mut payload = previous.payload_chunks()?;
+    let (meta, guard) = stream_archive(reader.clone(), meta_name, &previous.meta).await?;
+    let payload = tokio::task::spawn_blocking(move || {
+        let _guard = guard;
+        crate::archive::measure_payload_usage(meta, &mut payload).map(|()| payload)
+    })
+    .await
+    .context("measuring the previous payload failed")??;
     let (meta, guard) = stream_archive(reader, meta_name, &previous.meta).await?;
-    Ok((guard, Box::new(meta)))
+    Ok((guard, Box::new(meta), payload))
 }
