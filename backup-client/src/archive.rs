@@ -50,8 +50,8 @@ pub use header::HeaderError;
 pub use pax::PaxError;
 pub use sparse::SparseMapError;
 pub use split::{
-    ExportStats, PayloadSource, PayloadWrite, PreviousPayload, ReuseStats, ReusedChunk,
-    SequentialPayload, Selection, SplitError, TarExport,
+    ExportStats, PayloadSource, PayloadWrite, PreviousPayload, ReuseStats, ReusedChunk, Selection,
+    SequentialPayload, SplitError, TarExport,
 };
 
 /// Live counters for a progress display, updated with `Relaxed` stores while encoding
@@ -324,12 +324,15 @@ pub fn restore_split<M: Read, P: PayloadSource>(
     if let Some(selection) = selection {
         export = export.select(selection);
     }
-    let mut stats = restore::restore(&mut export, target, options, progress).map_err(|e| match e {
-        ArchiveError::Input { offset, source } => TarExport::<M, P>::into_archive_error(source)
-            .unwrap_or_else(|source| ArchiveError::Input { offset, source }),
-        other => other,
-    })?;
+    let mut stats =
+        restore::restore(&mut export, target, options, progress).map_err(|e| match e {
+            ArchiveError::Input { offset, source } => TarExport::<M, P>::into_archive_error(source)
+                .unwrap_or_else(|source| ArchiveError::Input { offset, source }),
+            other => other,
+        })?;
     check_matched(&export)?;
-    stats.warnings.extend(export.stats().warnings.iter().cloned());
+    stats
+        .warnings
+        .extend(export.stats().warnings.iter().cloned());
     Ok(stats)
 }

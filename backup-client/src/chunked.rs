@@ -33,8 +33,8 @@ use bytes::Bytes;
 use datastore::chunker::{Chunker, ChunkerParams};
 use datastore::digest::{Digest, ZeroDigests, is_all_zero};
 use datastore::index::IndexChecksum;
-use futures_util::{Stream, StreamExt};
 use futures_util::stream::FuturesOrdered;
+use futures_util::{Stream, StreamExt};
 use protocol::types::AppendChunk;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
@@ -295,18 +295,18 @@ async fn dispatch(
                 from_parent: parent.contains(&digest),
             },
             Some(data) => {
-            sent.insert(digest);
-            let permit = Arc::clone(&uploads)
-                .acquire_owned()
-                .await
-                .context("upload window closed")?;
-            let target = target.clone();
-            let compressors = Arc::clone(&compressors);
-            Pending::Upload(AbortOnDrop(tokio::spawn(async move {
-                let uploaded = target.upload(digest, data, &compressors).await;
-                drop(permit);
-                uploaded
-            })))
+                sent.insert(digest);
+                let permit = Arc::clone(&uploads)
+                    .acquire_owned()
+                    .await
+                    .context("upload window closed")?;
+                let target = target.clone();
+                let compressors = Arc::clone(&compressors);
+                Pending::Upload(AbortOnDrop(tokio::spawn(async move {
+                    let uploaded = target.upload(digest, data, &compressors).await;
+                    drop(permit);
+                    uploaded
+                })))
             }
         };
         tx.send(pending)

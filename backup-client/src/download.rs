@@ -160,6 +160,5 @@ impl Read for ChannelReader {
     }
 }
 
-
 mod random;
 pub use random::IndexedPayload;

@@ -313,10 +313,14 @@ pub fn check_split_pairs<'a>(archives: impl IntoIterator<Item = &'a str>) -> Res
             continue;
         };
         if !names.contains(other.as_str()) {
-            return Err(format!("split archive {stem}.tar has {name} but not {what} ({other})"));
+            return Err(format!(
+                "split archive {stem}.tar has {name} but not {what} ({other})"
+            ));
         }
         if names.contains(format!("{stem}.tar").as_str()) {
-            return Err(format!("{stem}.tar is given both as one tar stream and split"));
+            return Err(format!(
+                "{stem}.tar is given both as one tar stream and split"
+            ));
         }
     }
     Ok(())

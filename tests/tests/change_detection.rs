@@ -73,10 +73,7 @@ fn copy_tree(from: &Path, to: &Path) {
 fn change_one_percent(files: &[PathBuf], round: usize) -> u64 {
     let mut changed = 0;
     for path in files.iter().skip(round % 100).step_by(100) {
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(path)
-            .unwrap();
+        let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
         writeln!(f, "/* round {round} */").unwrap();
         changed += std::fs::metadata(path).unwrap().len() + 24;
     }
@@ -321,7 +318,9 @@ fn include_restores_chosen_paths_fetching_only_their_chunks_and_catalog_lists_en
     assert_eq!(large["type"], "file");
     assert_eq!(
         u(large, "size"),
-        std::fs::metadata(source.join(&info.large_file)).unwrap().len()
+        std::fs::metadata(source.join(&info.large_file))
+            .unwrap()
+            .len()
     );
     assert!(u(large, "mtime") > 1_600_000_000);
     assert_eq!(entries[0]["path"], ".");

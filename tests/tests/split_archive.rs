@@ -73,6 +73,7 @@ fn export_is_the_single_layout_stream_and_restore_gives_the_tree() {
         &meta[..],
         fs::File::open(&f.payload).unwrap(),
         &mut exported,
+        None,
     )
     .unwrap();
     assert!(stats.warnings.is_empty(), "{:#?}", stats.warnings);
@@ -92,7 +93,13 @@ fn export_is_the_single_layout_stream_and_restore_gives_the_tree() {
     // A payload read once, in order (as from a chunk stream), is enough.
     let mut sequential = Vec::new();
     let payload = BufReader::new(fs::File::open(&f.payload).unwrap());
-    export_tar(&meta[..], SequentialPayload::new(payload), &mut sequential).unwrap();
+    export_tar(
+        &meta[..],
+        SequentialPayload::new(payload),
+        &mut sequential,
+        None,
+    )
+    .unwrap();
     assert!(sequential == single);
 
     let target = f.work.join("restored");
@@ -102,6 +109,7 @@ fn export_is_the_single_layout_stream_and_restore_gives_the_tree() {
         &target,
         &RestoreOptions::default(),
         &ArchiveProgress::default(),
+        None,
     )
     .unwrap();
     assert_eq!(restored.entries, f.info.entries + 1);
@@ -169,6 +177,7 @@ fn gnu_tar_and_bsdtar_extract_the_export_to_the_same_tree() {
         fs::File::open(&f.meta).unwrap(),
         fs::File::open(&f.payload).unwrap(),
         fs::File::create(&file).unwrap(),
+        None,
     )
     .unwrap();
 
@@ -211,7 +220,7 @@ fn gnu_tar_and_bsdtar_extract_the_export_to_the_same_tree() {
 }
 
 fn split_error(meta: &[u8], payload: &[u8]) -> (String, SplitError) {
-    match export_tar(meta, payload, std::io::sink()) {
+    match export_tar(meta, payload, std::io::sink(), None) {
         Err(ArchiveError::Split { path, source }) => (path, source),
         other => panic!("expected a split error, got {other:?}"),
     }
@@ -253,5 +262,5 @@ fn a_damaged_payload_is_an_error_naming_the_entry() {
     // Content damage is not the payload header's business: chunk digests catch it.
     let mut damaged = payload;
     damaged[at + 100] ^= 1;
-    export_tar(&meta[..], &damaged[..], std::io::sink()).unwrap();
+    export_tar(&meta[..], &damaged[..], std::io::sink(), None).unwrap();
 }

@@ -430,7 +430,11 @@ async fn split_archive(
         return Err(result
             .err()
             .unwrap_or_else(|| anyhow::anyhow!("the encoder never started"))
-            .context(format!("backing up {} from {}", spec.name, spec.path.display())));
+            .context(format!(
+                "backing up {} from {}",
+                spec.name,
+                spec.path.display()
+            )));
     };
     reporter.finish().await;
     let (split, stats) = encoder_outcome(spec, result, &slot)?;

@@ -104,7 +104,11 @@ pub async fn run(client: &RepoClient, request: RestoreRequest) -> Result<Restore
     let downloaded = Arc::new(AtomicU64::new(0));
     let payload = (indexes.len() == 2).then(|| {
         let index = indexes.pop().expect("two indexes");
-        let ahead = if selection.is_some() { 0 } else { DOWNLOADS_IN_FLIGHT };
+        let ahead = if selection.is_some() {
+            0
+        } else {
+            DOWNLOADS_IN_FLIGHT
+        };
         IndexedPayload::new(
             tokio::runtime::Handle::current(),
             session.clone(),
@@ -127,7 +131,14 @@ pub async fn run(client: &RepoClient, request: RestoreRequest) -> Result<Restore
     let format = request.format;
     let decoder = tokio::task::spawn_blocking(move || {
         let input = ChannelReader::new(rx);
-        decode(input, payload, selection, format, &target, &decoder_progress)
+        decode(
+            input,
+            payload,
+            selection,
+            format,
+            &target,
+            &decoder_progress,
+        )
     });
     let fetched = fetch_chunks(&mut session, &stream_index, tx).await;
     let decoded = decoder
@@ -321,7 +332,9 @@ fn copy_stream(
             source,
         })?;
         if n == 0 {
-            return out.flush().map_err(|source| ArchiveError::Output { source });
+            return out
+                .flush()
+                .map_err(|source| ArchiveError::Output { source });
         }
         out.write_all(&buf[..n])
             .map_err(|source| ArchiveError::Output { source })?;

@@ -141,12 +141,22 @@ fn split_pairs() {
         &[],
     ];
     for names in ok {
-        assert_eq!(check_split_pairs(names.iter().copied()), Ok(()), "{names:?}");
+        assert_eq!(
+            check_split_pairs(names.iter().copied()),
+            Ok(()),
+            "{names:?}"
+        );
     }
     let bad: [(&[&str], &str); 3] = [
         (&["root.mtar"], "not its payload (root.ptar)"),
-        (&["root.ptar", "etc.mtar", "etc.ptar"], "not its metadata (root.mtar)"),
-        (&["root.tar", "root.mtar", "root.ptar"], "both as one tar stream and split"),
+        (
+            &["root.ptar", "etc.mtar", "etc.ptar"],
+            "not its metadata (root.mtar)",
+        ),
+        (
+            &["root.tar", "root.mtar", "root.ptar"],
+            "both as one tar stream and split",
+        ),
     ];
     for (names, message) in bad {
         let err = check_split_pairs(names.iter().copied()).unwrap_err();

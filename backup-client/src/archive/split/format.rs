@@ -146,7 +146,10 @@ pub(crate) fn file_records(entry: &Entry, offset: u64, stamp: Option<&FileStamp>
     ];
     if let Some(stamp) = stamp {
         let FileStamp { ctime, ino } = stamp;
-        records.push(record(KEY_CTIME, format!("{}.{:09}", ctime.sec, ctime.nsec)));
+        records.push(record(
+            KEY_CTIME,
+            format!("{}.{:09}", ctime.sec, ctime.nsec),
+        ));
         records.push(record(KEY_INO, ino.to_string()));
     }
     if let EntryKind::File {

@@ -27,11 +27,13 @@ pub(crate) struct PreviousFile {
     pub(crate) range: Range<u64>,
 }
 
+/// A previous entry: its normalized path and, for a file with a stamp, what is known of it.
+type Listed = (Vec<u8>, Option<PreviousFile>);
+
 pub(crate) struct PreviousCatalog<R> {
     reader: ArchiveReader<R>,
-    /// The next previous entry not yet passed: normalized path and, for a file with a
-    /// stamp, what is known of it.
-    next: Option<(Vec<u8>, Option<PreviousFile>)>,
+    /// The next previous entry not yet passed.
+    next: Option<Listed>,
     started: bool,
     /// Why the previous metadata is no longer read.
     failure: Option<String>,
@@ -84,7 +86,7 @@ impl<R: Read> PreviousCatalog<R> {
         };
     }
 
-    fn read_next(&mut self) -> Result<Option<(Vec<u8>, Option<PreviousFile>)>, String> {
+    fn read_next(&mut self) -> Result<Option<Listed>, String> {
         let Some(member) = self.reader.next_member().map_err(|e| e.to_string())? else {
             return Ok(None);
         };

@@ -125,8 +125,17 @@ fn assert_exports_tree(generation: &Generation, root: &Path) {
     let mut single = Vec::new();
     encode_tree(root, &mut single, &ArchiveProgress::default()).unwrap();
     let mut exported = Vec::new();
-    export_tar(&generation.meta[..], &generation.payload[..], &mut exported, None).unwrap();
-    assert!(exported == single, "export differs from the tree's tar stream");
+    export_tar(
+        &generation.meta[..],
+        &generation.payload[..],
+        &mut exported,
+        None,
+    )
+    .unwrap();
+    assert!(
+        exported == single,
+        "export differs from the tree's tar stream"
+    );
 }
 
 /// 300 files of 1-9 KiB in 10 directories, distinct contents.
@@ -155,7 +164,10 @@ fn an_unchanged_tree_reads_no_file_and_reuses_everything() {
     assert_eq!(gen2.stats.reused_files, 300);
     assert_eq!(gen2.stats.files, 300);
     assert_eq!(gen2.stats.padding_bytes, 0);
-    assert!(gen2.payload == gen1.payload, "the same payload, chunk for chunk");
+    assert!(
+        gen2.payload == gen1.payload,
+        "the same payload, chunk for chunk"
+    );
     assert_exports_tree(&gen2, &root);
     // And again from the second generation.
     let gen3 = next(&root, &gen2);
@@ -183,7 +195,10 @@ fn changed_files_are_read_and_the_rest_reused() {
     fs::write(root.join("d6/new"), b"brand new").unwrap();
     changed += 9;
     let gen2 = next(&root, &gen1);
-    assert_eq!(gen2.stats.bytes_read, changed, "only the changed files are read");
+    assert_eq!(
+        gen2.stats.bytes_read, changed,
+        "only the changed files are read"
+    );
     assert_eq!(gen2.stats.files, 300);
     assert_eq!(gen2.stats.reused_files, 296);
     assert_exports_tree(&gen2, &root);
@@ -268,7 +283,8 @@ fn set_mtime(path: &Path, (sec, nsec): (i64, i64)) {
         + std::time::Duration::from_secs(sec as u64)
         + std::time::Duration::from_nanos(nsec as u64);
     let file = fs::OpenOptions::new().write(true).open(path).unwrap();
-    file.set_times(fs::FileTimes::new().set_modified(time)).unwrap();
+    file.set_times(fs::FileTimes::new().set_modified(time))
+        .unwrap();
 }
 
 #[test]

@@ -273,9 +273,16 @@ fn a_selection_restores_only_its_entries_and_reads_only_their_payload() {
     )
     .unwrap();
     assert_eq!(stats.files, 1);
-    assert_eq!(fs::read(target.join("dir/sub/b")).unwrap(), vec![7u8; 70_000]);
+    assert_eq!(
+        fs::read(target.join("dir/sub/b")).unwrap(),
+        vec![7u8; 70_000]
+    );
     assert!(!target.join("dir/a").exists() && !target.join("sym").exists());
-    assert_eq!(source.read, 24 + 70_000, "only b's header and content were read");
+    assert_eq!(
+        source.read,
+        24 + 70_000,
+        "only b's header and content were read"
+    );
 
     // A hard link whose target is not selected is left out with a warning.
     let mut out = Vec::new();
@@ -287,7 +294,11 @@ fn a_selection_restores_only_its_entries_and_reads_only_their_payload() {
     )
     .unwrap();
     assert_eq!(stats.entries, 1, "only the root");
-    assert!(stats.warnings[0].contains("not selected"), "{:?}", stats.warnings);
+    assert!(
+        stats.warnings[0].contains("not selected"),
+        "{:?}",
+        stats.warnings
+    );
 
     let missing = export_tar(
         &meta[..],

@@ -105,7 +105,9 @@ pub(super) enum SplitTarget<'a> {
         ns: &'a str,
     },
     /// A dry run against the parent (if any) that this reader session reads.
-    DryRun { parent: Option<&'a (String, Session)> },
+    DryRun {
+        parent: Option<&'a (String, Session)>,
+    },
 }
 
 /// What one split archive did: its two streams.
@@ -186,9 +188,9 @@ pub(super) async fn split(
     )?;
     drop(download);
     let close = async |target: &Target, outcome: &ChunkedOutcome| match target {
-        Target::Session { session, wid } => target::close_index(session, *wid, outcome)
-            .await
-            .map(Some),
+        Target::Session { session, wid } => {
+            target::close_index(session, *wid, outcome).await.map(Some)
+        }
         Target::DryRun => Ok(None),
     };
     let meta_response = close(&meta_target, &meta).await?;
@@ -218,7 +220,9 @@ async fn open_previous(
     meta_name: &str,
 ) -> Result<(DownloadGuard, Box<dyn Read + Send>, PreviousPayload)> {
     let reader = match target {
-        SplitTarget::Session { client, ns, .. } => open_reader(client, ns, &previous.parent).await?,
+        SplitTarget::Session { client, ns, .. } => {
+            open_reader(client, ns, &previous.parent).await?
+        }
         SplitTarget::DryRun { parent } => parent
             .map(|(_, session)| session.clone())
             .context("a dry run's parent has no reader session")?,

@@ -196,7 +196,10 @@ fn stamps_round_trip_and_bad_ones_are_none() {
     };
     let records = file_records(&file("a", 3, None), 0, Some(&stamp));
     assert_eq!(read_stamp(&records), Some(stamp));
-    assert_eq!(read_stamp(&file_records(&file("a", 3, None), 0, None)), None);
+    assert_eq!(
+        read_stamp(&file_records(&file("a", 3, None), 0, None)),
+        None
+    );
     let with = |ctime: &str, ino: &str| {
         vec![
             (KEY_CTIME.as_bytes().to_vec(), ctime.as_bytes().to_vec()),
@@ -204,7 +207,12 @@ fn stamps_round_trip_and_bad_ones_are_none() {
         ]
     };
     assert!(read_stamp(&with("-5.000000001", "1")).is_some());
-    for (ctime, ino) in [("5", "1"), ("5.1000000000", "1"), ("x.1", "1"), ("5.1", "-1")] {
+    for (ctime, ino) in [
+        ("5", "1"),
+        ("5.1000000000", "1"),
+        ("x.1", "1"),
+        ("5.1", "-1"),
+    ] {
         assert_eq!(read_stamp(&with(ctime, ino)), None, "{ctime} {ino}");
     }
 }

@@ -65,7 +65,10 @@ fn files_after_new_data_point_back_into_chunks_already_appended() {
     // ... and the next unchanged file in chunk 0 points back into it, appending nothing.
     assert_eq!(reuse(&mut planner, 60..100, &mut pos), Some((60, vec![])));
     // A file starting in chunk 1 gets chunk 1 appended after the new bytes.
-    assert_eq!(reuse(&mut planner, 100..150, &mut pos), Some((130, vec![1])));
+    assert_eq!(
+        reuse(&mut planner, 100..150, &mut pos),
+        Some((130, vec![1]))
+    );
     assert_eq!(planner.stats().padding(), 200 - 130);
 }
 
@@ -106,7 +109,10 @@ fn usage_is_counted_per_chunk() {
     payload.add_usage(160..170);
     payload.add_usage(290..500);
     assert_eq!(payload.live, Some(vec![50, 60, 10]));
-    assert_eq!((payload.dead(0), payload.dead(1), payload.dead(2)), (50, 40, 90));
+    assert_eq!(
+        (payload.dead(0), payload.dead(1), payload.dead(2)),
+        (50, 40, 90)
+    );
 }
 
 #[test]
@@ -121,7 +127,10 @@ fn mostly_dead_chunks_are_rewritten_not_carried_on() {
     assert_eq!(reuse(&mut planner, 0..40, &mut pos), Some((0, vec![0])));
     assert_eq!(planner.place(&(100..140), pos), Placement::Read);
     // A file that outweighs the dead bytes is still worth re-using.
-    assert_eq!(reuse(&mut planner, 150..400, &mut pos), Some((150, vec![1, 2, 3])));
+    assert_eq!(
+        reuse(&mut planner, 150..400, &mut pos),
+        Some((150, vec![1, 2, 3]))
+    );
 }
 
 #[test]
