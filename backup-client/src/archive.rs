@@ -100,6 +100,9 @@ pub struct EncodeStats {
     pub reused_files: u64,
     pub reused_bytes: u64,
     pub padding_bytes: u64,
+    /// What cost work but lost nothing (the previous metadata became unreadable, so the
+    /// rest of the files were read in full).
+    pub notes: Vec<String>,
     /// Per-file problems that did not stop the archive, each naming its path: a file that
     /// vanished or could not be opened (left out), one that shrank or failed while being
     /// read (zero-padded to its declared size), a directory that could not be listed.

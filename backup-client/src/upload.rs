@@ -131,6 +131,7 @@ pub fn spawn_encoder(
     let fail_after_end = fault.as_deref() == Some("encoder-fail-after-end");
     spawn_producer(
         move |out| {
+            let _readahead = crate::prefetch::start(&root, options.excludes.clone());
             let stats = crate::archive::encode_tree_with(&root, &mut *out, &progress, &options)
                 .map_err(|e| {
                     anyhow::Error::new(e).context(format!("encoding {}", root.display()))
@@ -269,6 +270,7 @@ pub fn spawn_split_encoder(
                 buf: BytesMut::with_capacity(BLOCK_SIZE),
                 pause: None,
             };
+            let _readahead = crate::prefetch::start(&root, options.excludes.clone());
             let encoded = match previous {
                 Some((previous_meta, previous_payload)) => {
                     crate::archive::encode_tree_split_reusing(

@@ -216,8 +216,35 @@ impl TestServer {
 
     /// Backs up `path` as `root.tar` under `backup_id` and returns the summary.
     pub fn backup(&self, path: &Path, backup_id: &str) -> serde_json::Value {
+        self.backup_with(path, backup_id, &[])
+    }
+
+    /// `backup` with further client options (`--change-detection data`, ...).
+    pub fn backup_with(&self, path: &Path, backup_id: &str, extra: &[&str]) -> serde_json::Value {
         let spec = format!("root.tar:{}", path.display());
-        self.client_json(&["backup", &spec, "--backup-id", backup_id])
+        let mut args = vec!["backup", spec.as_str(), "--backup-id", backup_id];
+        args.extend_from_slice(extra);
+        self.client_json(&args)
+    }
+
+    /// The result of the one backup task that finished since the last call (the server's
+    /// own statistics of the session); `seen` remembers the tasks already returned.
+    pub fn new_backup_task(
+        &self,
+        seen: &mut std::collections::HashSet<String>,
+    ) -> serde_json::Value {
+        let tasks = self.admin_json(&["task", "list", "--type", "backup"]);
+        let fresh: Vec<serde_json::Value> = tasks
+            .as_array()
+            .expect("task list")
+            .iter()
+            .filter(|t| !seen.contains(t["upid"].as_str().unwrap()))
+            .cloned()
+            .collect();
+        assert_eq!(fresh.len(), 1, "expected one new backup task: {tasks}");
+        seen.insert(fresh[0]["upid"].as_str().unwrap().to_string());
+        assert_eq!(fresh[0]["status"], "ok", "{}", fresh[0]);
+        fresh[0]["result"].clone()
     }
 
     /// A `backup-server` admin command (`gc`, `verify`, `task list`, ...) against this

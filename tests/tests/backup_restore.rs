@@ -24,15 +24,7 @@ fn round_trip_restores_every_entry_kind() {
         ("data", vec!["root.tar.didx"]),
     ] {
         let id = format!("roundtrip-{detection}");
-        let spec = format!("root.tar:{}", source.display());
-        let summary = server.client_json(&[
-            "backup",
-            &spec,
-            "--backup-id",
-            &id,
-            "--change-detection",
-            detection,
-        ]);
+        let summary = server.backup_with(&source, &id, &["--change-detection", detection]);
         let snapshot = summary["snapshot"].as_str().unwrap().to_string();
         assert!(snapshot.starts_with(&format!("host/{id}/")), "{summary}");
         assert_eq!(summary["archives"][0]["change_detection"], detection);

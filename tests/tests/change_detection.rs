@@ -40,21 +40,6 @@ fn source_tree(root: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// The result of the newest backup task (the server's own statistics of the session).
-fn last_backup_task(server: &TestServer, seen: &mut HashSet<String>) -> serde_json::Value {
-    let tasks = server.admin_json(&["task", "list", "--type", "backup"]);
-    let fresh: Vec<&serde_json::Value> = tasks
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| !seen.contains(t["upid"].as_str().unwrap()))
-        .collect();
-    assert_eq!(fresh.len(), 1, "{tasks}");
-    seen.insert(fresh[0]["upid"].as_str().unwrap().to_string());
-    assert_eq!(fresh[0]["status"], "ok", "{}", fresh[0]);
-    fresh[0]["result"].clone()
-}
-
 fn restore(server: &TestServer, snapshot: &str, target: &Path) -> serde_json::Value {
     server.client_json(&["restore", snapshot, "root.tar", target.to_str().unwrap()])
 }
@@ -92,7 +77,7 @@ fn unchanged_and_one_percent_changed_rebackups_send_only_what_changed() {
     let mut seen = HashSet::new();
 
     let first = server.backup(&source, "cd");
-    last_backup_task(&server, &mut seen);
+    server.new_backup_task(&mut seen);
     let archive = &first["archives"][0];
     assert_eq!(archive["change_detection"], "metadata", "{first}");
     assert_eq!(u(&archive["split"], "reused_files"), 0);
@@ -100,7 +85,7 @@ fn unchanged_and_one_percent_changed_rebackups_send_only_what_changed() {
     // Unchanged: no file content read, nothing but metadata could travel (and even the
     // metadata is the same chunks), all payload chunks re-used.
     let second = server.backup(&source, "cd");
-    let task = last_backup_task(&server, &mut seen);
+    let task = server.new_backup_task(&mut seen);
     let archive = &second["archives"][0];
     assert_eq!(u(&second, "bytes_read"), 0, "{second}");
     assert_eq!(u(&archive["split"], "reused_files"), 2000, "{second}");
@@ -115,7 +100,7 @@ fn unchanged_and_one_percent_changed_rebackups_send_only_what_changed() {
     // 1% of the files changed, spread over the tree.
     let changed = change_one_percent(&files, 0);
     let third = server.backup(&source, "cd");
-    let task = last_backup_task(&server, &mut seen);
+    let task = server.new_backup_task(&mut seen);
     let archive = &third["archives"][0];
     let split = &archive["split"];
     assert_eq!(u(split, "reused_files"), 1980, "{third}");
@@ -142,8 +127,28 @@ fn unchanged_and_one_percent_changed_rebackups_send_only_what_changed() {
     restore(&server, &unchanged, &r_old);
     assert_same_tree(&snapshot_copy, &r_old);
     let r_new = work.path().join("r-new");
-    restore(&server, third["snapshot"].as_str().unwrap(), &r_new);
+    let third_snapshot = third["snapshot"].as_str().unwrap();
+    restore(&server, third_snapshot, &r_new);
     assert_same_tree(&source, &r_new);
+    // Its payload points back and forth into re-used chunks; the tar export is still the
+    // very stream a one-tar-stream backup of the same tree exports.
+    let single = server.backup_with(&source, "cd-single", &["--change-detection", "data"]);
+    let export = |snapshot: &str, name: &str| {
+        let file = work.path().join(name);
+        e2e::harness::run_ok(
+            server
+                .client()
+                .args(["restore", snapshot, "root.tar"])
+                .arg(&file)
+                .args(["--format", "tar"]),
+        );
+        std::fs::read(file).unwrap()
+    };
+    assert!(
+        export(third_snapshot, "split.tar")
+            == export(single["snapshot"].as_str().unwrap(), "single.tar"),
+        "the split export differs from the single layout's"
+    );
     let verify = server.admin_json(&["verify", TestServer::STORE]);
     assert_eq!(verify["status"], "ok", "{verify}");
 }
@@ -342,14 +347,7 @@ fn include_restores_chosen_paths_fetching_only_their_chunks_and_catalog_lists_en
     assert_eq!(paths.len(), 10, "{paths:?}");
 
     // --include on an archive stored as one tar stream is refused with the reason.
-    let single = server.client_json(&[
-        "backup",
-        &format!("root.tar:{}", source.display()),
-        "--backup-id",
-        "single",
-        "--change-detection",
-        "data",
-    ]);
+    let single = server.backup_with(&source, "single", &["--change-detection", "data"]);
     let refused = server
         .client()
         .args(["restore", single["snapshot"].as_str().unwrap(), "root.tar"])

@@ -19,23 +19,6 @@ fn u(v: &serde_json::Value, key: &str) -> u64 {
     v[key].as_u64().unwrap_or_else(|| panic!("no {key} in {v}"))
 }
 
-/// The result of the backup task that finished since the last call (the server's own
-/// statistics of the session).
-fn new_backup_task(server: &TestServer, seen: &mut HashSet<String>) -> serde_json::Value {
-    let tasks = server.admin_json(&["task", "list", "--type", "backup"]);
-    let fresh: Vec<serde_json::Value> = tasks
-        .as_array()
-        .expect("task list")
-        .iter()
-        .filter(|t| !seen.contains(t["upid"].as_str().unwrap()))
-        .cloned()
-        .collect();
-    assert_eq!(fresh.len(), 1, "expected one new backup task: {tasks}");
-    seen.insert(fresh[0]["upid"].as_str().unwrap().to_string());
-    assert_eq!(fresh[0]["status"], "ok", "{}", fresh[0]);
-    fresh[0]["result"].clone()
-}
-
 fn restore(server: &TestServer, snapshot: &str, target: &Path) {
     server.client_json(&["restore", snapshot, "root.tar", target.to_str().unwrap()]);
 }
@@ -68,7 +51,7 @@ fn second_backup_sends_only_what_changed() {
     let mut seen = HashSet::new();
 
     let first = server.backup(&source, "inc");
-    let first_task = new_backup_task(&server, &mut seen);
+    let first_task = server.new_backup_task(&mut seen);
     assert!(
         u(&first_task, "bytes-received") >= 200 << 20,
         "{first_task}"
@@ -77,7 +60,7 @@ fn second_backup_sends_only_what_changed() {
 
     // Unchanged: the server receives no chunk at all.
     let second = server.backup(&source, "inc");
-    let second_task = new_backup_task(&server, &mut seen);
+    let second_task = server.new_backup_task(&mut seen);
     assert_eq!(u(&second_task, "chunks-uploaded"), 0, "{second_task}");
     assert_eq!(u(&second_task, "bytes-received"), 0, "{second_task}");
     assert_eq!(u(&second, "bytes_uploaded"), 0, "{second}");
@@ -96,7 +79,7 @@ fn second_backup_sends_only_what_changed() {
         std::fs::read(&big).unwrap()
     };
     let third = server.backup(&source, "inc");
-    let third_task = new_backup_task(&server, &mut seen);
+    let third_task = server.new_backup_task(&mut seen);
     let received = u(&third_task, "bytes-received");
     assert!(
         received > 0 && received <= 3 * MAX_CHUNK,

@@ -26,15 +26,7 @@ fn restore_as_tar_gives_a_stream_gnu_tar_and_bsdtar_extract() {
     let mut exports = Vec::new();
     for detection in ["data", "metadata"] {
         let id = format!("export-{detection}");
-        let spec = format!("root.tar:{}", source.display());
-        let summary = server.client_json(&[
-            "backup",
-            &spec,
-            "--backup-id",
-            &id,
-            "--change-detection",
-            detection,
-        ]);
+        let summary = server.backup_with(&source, &id, &["--change-detection", detection]);
         let snapshot = summary["snapshot"].as_str().unwrap();
 
         // To a file: refused when it exists, written whole otherwise.

@@ -124,6 +124,9 @@ pub struct ArchiveSummary {
     pub excluded: u64,
     /// The two streams of a split archive (metadata change detection).
     pub split: Option<SplitSummary>,
+    /// What made the backup do more work than needed but lost nothing (change detection
+    /// turned off because the previous metadata could not be read).
+    pub notes: Vec<String>,
     pub errors: Vec<String>,
 }
 
@@ -253,6 +256,7 @@ pub async fn run(client: &RepoClient, options: BackupOptions) -> Result<BackupSu
                     bytes_stored: response.bytes_stored,
                     excluded: stats.excluded,
                     split: None,
+                    notes: Vec::new(),
                     errors: stats.errors,
                 }
             }
@@ -437,7 +441,8 @@ async fn split_archive(
             )));
     };
     reporter.finish().await;
-    let (split, stats) = encoder_outcome(spec, result, &slot)?;
+    let (split, mut stats) = encoder_outcome(spec, result, &slot)?;
+    let notes = std::mem::take(&mut stats.notes);
     let split_summary = SplitSummary {
         reused_files: stats.reused_files,
         reused_bytes: stats.reused_bytes,
@@ -449,7 +454,8 @@ async fn split_archive(
     };
     let mut summary = chunked_summary(spec, split.payload, stats);
     summary.split = Some(split_summary);
-    summary.errors.extend(split.notes);
+    summary.notes = split.notes;
+    summary.notes.extend(notes);
     let meta = split.meta;
     summary.change_detection = ChangeDetection::Metadata;
     summary.size += meta.outcome.size;
@@ -489,6 +495,7 @@ fn chunked_summary(
         bytes_stored: archive.response.as_ref().map_or(0, |r| r.bytes_stored),
         excluded: stats.excluded,
         split: None,
+        notes: Vec::new(),
         errors: stats.errors,
     }
 }
@@ -568,6 +575,9 @@ pub fn print_text(summary: &BackupSummary) {
                 human_bytes(a.bytes_uploaded),
                 human_bytes(a.bytes_stored)
             );
+        }
+        for note in &a.notes {
+            println!("  note: {note}");
         }
         for err in &a.errors {
             println!("  error: {err}");

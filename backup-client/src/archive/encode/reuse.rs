@@ -63,7 +63,7 @@ impl<S: EntrySink> Encoder<'_, S> {
         };
         let previous = reuse.catalog.lookup(&archive_path);
         if let Some(failure) = reuse.catalog.take_failure() {
-            self.stats.errors.push(format!(
+            self.stats.notes.push(format!(
                 "previous metadata archive unreadable ({failure}); files from here on are read in full"
             ));
         }

@@ -8,7 +8,7 @@
 //! payload for unchanged files.
 
 use std::collections::HashSet;
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -211,9 +211,10 @@ pub(super) async fn split(
     })
 }
 
-/// The previous metadata stream, downloaded over a reader session on the parent, and the
-/// previous payload's chunks with how much of each the previous files use (measured on a
-/// first download of the metadata).
+/// The previous metadata stream, downloaded once over a reader session on the parent, and
+/// the previous payload's chunks with how much of each the previous files use. Measuring
+/// needs the whole stream before the walk starts, so the verified stream is kept in an
+/// unnamed temporary file while it is measured, and the encoder reads it from there.
 async fn open_previous(
     target: &SplitTarget<'_>,
     previous: &PreviousSplit,
@@ -228,13 +229,37 @@ async fn open_previous(
             .context("a dry run's parent has no reader session")?,
     };
     let mut payload = previous.payload_chunks()?;
-    let (meta, guard) = stream_archive(reader.clone(), meta_name, &previous.meta).await?;
-    let payload = tokio::task::spawn_blocking(move || {
-        let _guard = guard;
-        crate::archive::measure_payload_usage(meta, &mut payload).map(|()| payload)
+    let (meta, guard) = stream_archive(reader, meta_name, &previous.meta).await?;
+    let (file, payload) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let mut file = tempfile::tempfile().context("creating a temporary file")?;
+        let tee = TeeReader {
+            input: meta,
+            copy: std::io::BufWriter::with_capacity(1 << 20, &mut file),
+        };
+        let mut tee = tee;
+        crate::archive::measure_payload_usage(&mut tee, &mut payload)?;
+        std::io::copy(&mut tee.input, &mut tee.copy)?;
+        tee.copy.flush()?;
+        drop(tee);
+        file.seek(SeekFrom::Start(0))?;
+        Ok((file, payload))
     })
     .await
     .context("measuring the previous payload failed")??;
-    let (meta, guard) = stream_archive(reader, meta_name, &previous.meta).await?;
+    let meta = std::io::BufReader::with_capacity(1 << 20, file);
     Ok((guard, Box::new(meta), payload))
+}
+
+/// Reads `input` and writes what it read to `copy`.
+struct TeeReader<R, W> {
+    input: R,
+    copy: W,
+}
+
+impl<R: Read, W: Write> Read for TeeReader<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.input.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        Ok(n)
+    }
 }
