@@ -298,6 +298,26 @@ fn include_restores_chosen_paths_fetching_only_their_chunks_and_catalog_lists_en
         "fetched {downloaded} of {archive_bytes} bytes for a few small files"
     );
 
+    // An unchanged re-backup takes xattrs and ACLs from the previous metadata (the ctime
+    // says they cannot have changed): its export is the first one's, byte for byte.
+    let again = server.backup(&source, "include");
+    assert_eq!(u(&again, "bytes_read"), 0, "{again}");
+    let export = |snapshot: &str, name: &str| {
+        let file = work.path().join(name);
+        e2e::harness::run_ok(
+            server
+                .client()
+                .args(["restore", snapshot, "root.tar"])
+                .arg(&file)
+                .args(["--format", "tar"]),
+        );
+        std::fs::read(file).unwrap()
+    };
+    assert!(
+        export(snapshot, "first.tar") == export(again["snapshot"].as_str().unwrap(), "again.tar"),
+        "the re-used archive exports other bytes"
+    );
+
     // A path that is not in the archive is an error.
     let missing = server
         .client()

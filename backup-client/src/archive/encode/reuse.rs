@@ -1,5 +1,6 @@
 //! Change detection in the encoder: a regular file whose size, mode, mtime, ctime and inode
-//! equal what the previous split archive recorded for the same path is not read; its
+//! equal what the previous split archive recorded for the same path is not read (nor are
+//! its xattrs and ACLs, which cannot change without changing the ctime); its
 //! metadata member points into chunks of the previous payload, appended by digest
 //! (the planner says which, or that the file is better read again).
 
@@ -7,9 +8,9 @@ use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
-use super::super::entry::{Entry, EntryKind, Timestamp};
+use super::super::entry::{Entry, EntryKind, EntryMeta, Timestamp};
 use super::super::restore_meta::lookup_acl_name;
-use super::super::source::read_meta;
+use super::super::source::basic_meta;
 use super::super::split::planner::{Placement, Planner, PreviousPayload, ReuseStats};
 use super::super::split::previous::{PreviousCatalog, PreviousFile};
 use super::{ArchiveError, Encoder, EntrySink, SplitOut, stamp_of};
@@ -81,18 +82,26 @@ impl<S: EntrySink> Encoder<'_, S> {
         let Placement::Reuse { offset, append } = placement else {
             return self.add_file(&fs_path, archive_path, link_key);
         };
-        let mut problems = Vec::new();
-        let entry_meta = read_meta(&fs_path, meta, &mut self.names, &mut problems);
-        self.report(&archive_path, problems);
+        // Owner, mode and times from the stat; xattrs and ACLs as the previous archive
+        // stored them: setting either changes the ctime, which is unchanged.
+        let PreviousFile {
+            entry: previous_entry,
+            stamp,
+            ..
+        } = previous;
         let entry = Entry {
             path: archive_path,
-            kind: previous.entry.kind,
-            meta: entry_meta,
+            kind: previous_entry.kind,
+            meta: EntryMeta {
+                xattrs: previous_entry.meta.xattrs,
+                acl_access: previous_entry.meta.acl_access,
+                acl_default: previous_entry.meta.acl_default,
+                ..basic_meta(meta, &mut self.names)
+            },
         };
         let out = split_out(&mut self.sink)?;
         out.append_chunks(&append).map_err(output)?;
-        out.reused_member(&entry, &previous.stamp, offset)
-            .map_err(output)?;
+        out.reused_member(&entry, &stamp, offset).map_err(output)?;
         if let Some(key) = link_key {
             self.links.insert(key, entry.path);
         }
