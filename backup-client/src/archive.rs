@@ -49,6 +49,7 @@ pub use exclude::{ExcludeError, ExcludeMatcher, ExcludeSource};
 pub use header::HeaderError;
 pub use pax::PaxError;
 pub use sparse::SparseMapError;
+pub use split::previous::{EntrySource, PreviousEntries, PreviousEntry};
 pub use split::{
     ExportStats, PayloadSource, PayloadWrite, PreviousPayload, ReuseStats, ReusedChunk, Selection,
     SequentialPayload, SplitError, TarExport,
@@ -100,6 +101,9 @@ pub struct EncodeStats {
     pub reused_files: u64,
     pub reused_bytes: u64,
     pub padding_bytes: u64,
+    /// The payload's dead bytes: (start offset, bytes) of each re-used chunk that holds
+    /// bytes of no file; the next backup's `PreviousPayload::set_dead`.
+    pub dead_chunks: Vec<(u64, u64)>,
     /// What cost work but lost nothing (the previous metadata became unreadable, so the
     /// rest of the files were read in full).
     pub notes: Vec<String>,
@@ -227,9 +231,15 @@ pub fn encode_tree_split<M: Write, P: Write>(
     )
 }
 
-/// `encode_tree_split` against the previous split archive of the same tree: its metadata
-/// stream `previous_meta` (read along with the walk) and its payload index
-/// `previous_payload`. A regular file whose size, mode, mtime, ctime and inode are
+/// The entries of a previous split archive's metadata stream, parsed, for
+/// `encode_tree_split_reusing` (which may take them from another thread).
+pub fn previous_entries<R: Read>(previous_meta: R) -> PreviousEntries<R> {
+    PreviousEntries::new(previous_meta, restore_meta::lookup_acl_name)
+}
+
+/// `encode_tree_split` against the previous split archive of the same tree: the entries
+/// of its metadata stream (`previous_entries`, consumed along with the walk) and its
+/// payload index `previous_payload`. A regular file whose size, mode, mtime, ctime and inode are
 /// unchanged is not read: the payload chunks holding it are handed to
 /// `payload_out.append_chunks` and its metadata points into them. `EncodeStats` says how
 /// many files were re-used and how many padding bytes that cost.
@@ -237,7 +247,7 @@ pub fn encode_tree_split_reusing<M: Write, P: PayloadWrite>(
     root: &Path,
     meta_out: M,
     payload_out: P,
-    previous_meta: Box<dyn Read + Send>,
+    previous_meta: EntrySource,
     previous_payload: PreviousPayload,
     progress: &ArchiveProgress,
     options: &EncodeOptions,

@@ -19,7 +19,8 @@ use hyper::body::{Body, Frame};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::archive::{
-    ArchiveProgress, EncodeOptions, EncodeStats, PayloadWrite, PreviousPayload, ReusedChunk,
+    ArchiveProgress, EncodeOptions, EncodeStats, PayloadWrite, PreviousEntry, PreviousPayload,
+    ReusedChunk,
 };
 use api_client::http::BoxError;
 
@@ -270,14 +271,13 @@ pub fn spawn_split_encoder(
                 buf: BytesMut::with_capacity(BLOCK_SIZE),
                 pause: None,
             };
-            let _readahead = crate::prefetch::start(&root, options.excludes.clone());
             let encoded = match previous {
                 Some((previous_meta, previous_payload)) => {
                     crate::archive::encode_tree_split_reusing(
                         &root,
                         &mut meta,
                         &mut payload,
-                        previous_meta,
+                        parse_on_thread(previous_meta),
                         previous_payload,
                         &progress,
                         &options,
@@ -326,6 +326,40 @@ pub fn spawn_split_encoder(
         done: false,
     };
     Ok((meta, payload, slot))
+}
+
+/// Entries parsed per hand-over between the parsing thread and the encoder.
+const PARSED_BATCH: usize = 512;
+/// Batches that may wait for the encoder.
+const PARSED_QUEUE: usize = 8;
+
+/// The previous metadata's entries, parsed on a thread of their own so that parsing runs
+/// beside the walk instead of inside it. The thread ends when the stream does, or when the
+/// encoder stops asking (its channel closes).
+fn parse_on_thread(meta: Box<dyn std::io::Read + Send>) -> crate::archive::EntrySource {
+    let (tx, rx) =
+        std::sync::mpsc::sync_channel::<Vec<Result<PreviousEntry, String>>>(PARSED_QUEUE);
+    let spawned = std::thread::Builder::new()
+        .name("previous-meta".into())
+        .spawn(move || {
+            let mut batch = Vec::with_capacity(PARSED_BATCH);
+            for entry in crate::archive::previous_entries(meta) {
+                batch.push(entry);
+                if batch.len() == PARSED_BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(PARSED_BATCH));
+                    if tx.send(full).is_err() {
+                        return;
+                    }
+                }
+            }
+            let _ = tx.send(batch);
+        });
+    if let Err(err) = spawned {
+        let failed: Vec<Result<PreviousEntry, String>> =
+            vec![Err(format!("starting the metadata parser: {err}"))];
+        return Box::new(failed.into_iter());
+    }
+    Box::new(rx.into_iter().flatten())
 }
 
 /// `Write` into the channel in blocks; a closed channel is a broken pipe.

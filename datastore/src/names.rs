@@ -268,6 +268,14 @@ pub fn split_archive_names(archive: &str) -> Option<(String, String)> {
     Some((format!("{stem}.mtar"), format!("{stem}.ptar")))
 }
 
+/// The blob in which a backup of the split archive `NAME.tar` records its payload's dead
+/// bytes for the next backup: `NAME.ptar.padding.blob`. `None` when `archive` does not end
+/// in `.tar`.
+pub fn padding_blob_name(archive: &str) -> Option<String> {
+    let stem = archive.strip_suffix(".tar")?;
+    Some(format!("{stem}.ptar.padding.blob"))
+}
+
 /// The file that stores an archive: `root.tar` -> `root.tar.didx` (likewise `.mtar`,
 /// `.ptar`), `x.blob` -> `x.blob`.
 pub fn archive_file_name(archive: &str) -> String {

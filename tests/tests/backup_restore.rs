@@ -20,7 +20,10 @@ fn round_trip_restores_every_entry_kind() {
 
     // Both layouts: split (metadata change detection, the default) and one tar stream.
     for (detection, files) in [
-        ("metadata", vec!["root.mtar.didx", "root.ptar.didx"]),
+        (
+            "metadata",
+            vec!["root.mtar.didx", "root.ptar.didx", "root.ptar.padding.blob"],
+        ),
         ("data", vec!["root.tar.didx"]),
     ] {
         let id = format!("roundtrip-{detection}");
@@ -76,7 +79,14 @@ fn several_archives_make_one_snapshot() {
     assert_eq!(listed.len(), 1);
     assert_eq!(
         listed[0]["files"],
-        serde_json::json!(["a.mtar.didx", "a.ptar.didx", "b.mtar.didx", "b.ptar.didx"])
+        serde_json::json!([
+            "a.mtar.didx",
+            "a.ptar.didx",
+            "a.ptar.padding.blob",
+            "b.mtar.didx",
+            "b.ptar.didx",
+            "b.ptar.padding.blob"
+        ])
     );
     for (name, source) in [("a.tar", &a), ("b.tar", &b)] {
         let target = work.path().join(format!("restore-{name}"));

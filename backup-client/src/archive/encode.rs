@@ -357,6 +357,7 @@ impl<S: EntrySink> Encoder<'_, S> {
             self.stats.reused_files = stats.files;
             self.stats.reused_bytes = stats.bytes;
             self.stats.padding_bytes = stats.padding();
+            self.stats.dead_chunks = reuse.dead_chunks();
         }
         self.sink
             .finish()

@@ -323,15 +323,20 @@ fn change_detection(options: &BackupOptions) -> Result<ChangeDetection> {
     }
 }
 
-/// The archives the snapshot stores: `NAME.tar`, or `NAME.mtar` and `NAME.ptar` when split.
+/// The archives the snapshot stores: `NAME.tar`, or when split `NAME.mtar`, `NAME.ptar` and
+/// the payload's dead bytes `NAME.ptar.padding.blob`.
 fn stored_archive_names(specs: &[ArchiveSpec], detection: ChangeDetection) -> Vec<String> {
     specs
         .iter()
         .flat_map(|spec| match detection {
-            ChangeDetection::Metadata => match datastore::names::split_archive_names(&spec.name) {
-                Some((meta, payload)) => vec![meta, payload],
-                None => vec![spec.name.clone()],
-            },
+            ChangeDetection::Metadata => {
+                let split = datastore::names::split_archive_names(&spec.name);
+                let padding = datastore::names::padding_blob_name(&spec.name);
+                match (split, padding) {
+                    (Some((meta, payload)), Some(padding)) => vec![meta, payload, padding],
+                    _ => vec![spec.name.clone()],
+                }
+            }
             ChangeDetection::Data => vec![spec.name.clone()],
         })
         .collect()
@@ -348,6 +353,8 @@ async fn split_archive(
     what: &str,
 ) -> Result<ArchiveSummary> {
     let progress = Arc::new(ArchiveProgress::default());
+    // Inode reads start now, overlapping the download of the parent's metadata.
+    let _readahead = crate::prefetch::start(&spec.path, options.encode.excludes.clone());
     let mut started = None;
     let start = |previous: chunked_mode::PreviousForEncoder| {
         let (meta, payload, slot) = crate::upload::spawn_split_encoder(
@@ -365,6 +372,7 @@ async fn split_archive(
         started = Some((slot, reporter));
         Ok((meta, payload))
     };
+    let target_for_padding = target.session_only();
     let result = chunked_mode::split(target, &spec.name, start, params, zeros).await;
     let Some((slot, reporter)) = started else {
         return Err(result
@@ -379,6 +387,9 @@ async fn split_archive(
     reporter.finish().await;
     let (split, mut stats) = encoder_outcome(spec, result, &slot)?;
     let notes = std::mem::take(&mut stats.notes);
+    if let chunked_mode::SplitTarget::Session { session, .. } = target_for_padding {
+        chunked_mode::upload_padding(session, &spec.name, &stats.dead_chunks).await?;
+    }
     let split_summary = SplitSummary {
         reused_files: stats.reused_files,
         reused_bytes: stats.reused_bytes,

@@ -130,6 +130,10 @@ fn archive_file_names() {
         Some(("root.mtar".into(), "root.ptar".into()))
     );
     assert_eq!(split_archive_names("x.blob"), None);
+    let padding = padding_blob_name("root.tar").unwrap();
+    assert_eq!(padding, "root.ptar.padding.blob");
+    assert_eq!(validate_archive_name(&padding).unwrap(), ArchiveKind::Blob);
+    assert_eq!(padding_blob_name("x.blob"), None);
 }
 
 #[test]

@@ -4,34 +4,36 @@
 //! metadata member points into chunks of the previous payload, appended by digest
 //! (the planner says which, or that the file is better read again).
 
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 use super::super::entry::{Entry, EntryKind, EntryMeta, Timestamp};
-use super::super::restore_meta::lookup_acl_name;
 use super::super::source::basic_meta;
 use super::super::split::planner::{Placement, Planner, PreviousPayload, ReuseStats};
-use super::super::split::previous::{PreviousCatalog, PreviousFile};
+use super::super::split::previous::{EntrySource, PreviousCatalog, PreviousFile};
 use super::{ArchiveError, Encoder, EntrySink, SplitOut, stamp_of};
 
 /// The previous split archive: its metadata stream (read along with the walk) and its
 /// payload index.
 pub(crate) struct Reuse {
-    catalog: PreviousCatalog<Box<dyn Read + Send>>,
+    catalog: PreviousCatalog,
     planner: Planner,
 }
 
 impl Reuse {
-    pub(crate) fn new(meta: Box<dyn Read + Send>, payload: PreviousPayload) -> Self {
+    pub(crate) fn new(entries: EntrySource, payload: PreviousPayload) -> Self {
         Reuse {
-            catalog: PreviousCatalog::new(meta, lookup_acl_name),
+            catalog: PreviousCatalog::new(entries),
             planner: Planner::new(payload),
         }
     }
 
     pub(crate) fn stats(&self) -> ReuseStats {
         self.planner.stats()
+    }
+
+    pub(crate) fn dead_chunks(&self) -> Vec<(u64, u64)> {
+        self.planner.dead_chunks()
     }
 }
 

@@ -81,6 +81,20 @@ impl PreviousPayload {
         }
     }
 
+    /// Takes the previous archive's own account of its dead bytes (`ReuseStats`' list:
+    /// chunk start offset, dead bytes) instead of measuring: every chunk not listed was
+    /// fully used. Entries that name no chunk start are ignored.
+    pub fn set_dead(&mut self, dead: &[(u64, u64)]) {
+        let mut live: Vec<u64> = (0..self.ends.len()).map(|k| self.bytes(k..k + 1)).collect();
+        for &(offset, bytes) in dead {
+            let k = self.ends.partition_point(|&e| e <= offset);
+            if k < live.len() && self.start(k) == offset {
+                live[k] = live[k].saturating_sub(bytes);
+            }
+        }
+        self.live = Some(live);
+    }
+
     /// Bytes of chunk `k` no previous file used (0 when not measured).
     fn dead(&self, k: usize) -> u64 {
         self.live
@@ -155,6 +169,9 @@ pub(crate) struct Planner {
     /// Where the latest copy of each previous chunk appended so far starts in the new
     /// payload.
     placed: HashMap<usize, u64>,
+    /// Every copy appended, by its start in the new payload: its size and the bytes of
+    /// files in it.
+    copies: HashMap<u64, (u64, u64)>,
     /// Padding allowed beyond the percentage: two of the largest previous chunks.
     slack: u64,
     stats: ReuseStats,
@@ -169,6 +186,7 @@ impl Planner {
         Planner {
             previous,
             placed: HashMap::new(),
+            copies: HashMap::new(),
             slack: 2 * largest,
             stats: ReuseStats::default(),
         }
@@ -193,6 +211,7 @@ impl Planner {
         if consecutive == chunks.end {
             let offset = self.placed[&chunks.start] + into_first;
             self.count(len, 0);
+            self.cover(range, chunks);
             return Placement::Reuse {
                 offset,
                 append: Vec::new(),
@@ -221,10 +240,13 @@ impl Planner {
         }
         let mut at = payload_pos;
         for k in new.clone() {
+            let size = self.previous.bytes(k..k + 1);
             self.placed.insert(k, at);
-            at += self.previous.bytes(k..k + 1);
+            self.copies.insert(at, (size, 0));
+            at += size;
         }
         self.count(len, new_bytes);
+        self.cover(range, chunks);
         Placement::Reuse {
             offset: block_start + into_first,
             append: self.previous.reused(new),
@@ -251,6 +273,31 @@ impl Planner {
         self.placed
             .get(&k)
             .map(|start| start + self.previous.bytes(k..k + 1))
+    }
+
+    /// Counts the file at previous `range` as used in the copies of `chunks` it now lies in.
+    fn cover(&mut self, range: &Range<u64>, chunks: Range<usize>) {
+        for k in chunks {
+            let start = self.previous.start(k).max(range.start);
+            let end = self.previous.ends[k].min(range.end);
+            if let Some(copy) = self.placed.get(&k).and_then(|at| self.copies.get_mut(at)) {
+                copy.1 += end.saturating_sub(start);
+            }
+        }
+    }
+
+    /// The new payload's dead bytes: (start offset, bytes) of every re-used chunk copy
+    /// that holds bytes of no file, by offset. What the next backup needs instead of
+    /// measuring (`PreviousPayload::set_dead`).
+    pub(crate) fn dead_chunks(&self) -> Vec<(u64, u64)> {
+        let mut dead: Vec<(u64, u64)> = self
+            .copies
+            .iter()
+            .filter(|(_, (size, used))| used < size)
+            .map(|(&at, (size, used))| (at, size - used))
+            .collect();
+        dead.sort_unstable();
+        dead
     }
 
     fn count(&mut self, file_bytes: u64, chunk_bytes: u64) {

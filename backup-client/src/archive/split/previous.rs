@@ -27,66 +27,29 @@ pub(crate) struct PreviousFile {
     pub(crate) range: Range<u64>,
 }
 
-/// A previous entry: its normalized path and, for a file with a stamp, what is known of it.
-type Listed = (Vec<u8>, Option<PreviousFile>);
-
-pub(crate) struct PreviousCatalog<R> {
-    reader: ArchiveReader<R>,
-    /// The next previous entry not yet passed.
-    next: Option<Listed>,
-    started: bool,
-    /// Why the previous metadata is no longer read.
-    failure: Option<String>,
+/// One entry of the previous metadata stream, parsed: its normalized path and, for a file
+/// with a stamp, what change detection needs of it. Opaque outside the archive module.
+pub struct PreviousEntry {
+    key: Vec<u8>,
+    file: Option<PreviousFile>,
 }
 
-impl<R: Read> PreviousCatalog<R> {
+/// The entries of a previous metadata stream, in stream order; an error ends them. An
+/// iterator, so that a caller may parse on another thread than the walk's.
+pub struct PreviousEntries<R> {
+    reader: ArchiveReader<R>,
+    done: bool,
+}
+
+impl<R: Read> PreviousEntries<R> {
     pub(crate) fn new(meta: R, names: NameToId) -> Self {
-        PreviousCatalog {
+        PreviousEntries {
             reader: ArchiveReader::new(meta, names),
-            next: None,
-            started: false,
-            failure: None,
+            done: false,
         }
     }
 
-    /// Why the catalog stopped answering, once: the encoder reports it.
-    pub(crate) fn take_failure(&mut self) -> Option<String> {
-        self.failure.take()
-    }
-
-    /// The previous file at archive path `path`, if the previous archive has a regular file
-    /// there. Paths must be asked for in walk order.
-    pub(crate) fn lookup(&mut self, path: &[u8]) -> Option<PreviousFile> {
-        let key = relative_path(path).ok()?;
-        loop {
-            if !self.started {
-                self.started = true;
-                self.advance();
-            }
-            let (next_key, _) = self.next.as_ref()?;
-            match walk_order(next_key, &key) {
-                Ordering::Less => self.advance(),
-                Ordering::Equal => {
-                    let (_, file) = self.next.take()?;
-                    self.advance();
-                    return file;
-                }
-                Ordering::Greater => return None,
-            }
-        }
-    }
-
-    fn advance(&mut self) {
-        self.next = match self.read_next() {
-            Ok(next) => next,
-            Err(message) => {
-                self.failure = Some(message);
-                None
-            }
-        };
-    }
-
-    fn read_next(&mut self) -> Result<Option<Listed>, String> {
+    fn read_next(&mut self) -> Result<Option<PreviousEntry>, String> {
         let Some(member) = self.reader.next_member().map_err(|e| e.to_string())? else {
             return Ok(None);
         };
@@ -109,7 +72,83 @@ impl<R: Read> PreviousCatalog<R> {
             }
             _ => None,
         };
-        Ok(Some((key, file)))
+        Ok(Some(PreviousEntry { key, file }))
+    }
+}
+
+impl<R: Read> Iterator for PreviousEntries<R> {
+    type Item = Result<PreviousEntry, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let next = self.read_next().transpose();
+        if !matches!(next, Some(Ok(_))) {
+            self.done = true;
+        }
+        next
+    }
+}
+
+/// Where the catalog's entries come from.
+pub type EntrySource = Box<dyn Iterator<Item = Result<PreviousEntry, String>> + Send>;
+
+pub(crate) struct PreviousCatalog {
+    entries: EntrySource,
+    /// The next previous entry not yet passed.
+    next: Option<PreviousEntry>,
+    started: bool,
+    /// Why the previous metadata is no longer read.
+    failure: Option<String>,
+}
+
+impl PreviousCatalog {
+    pub(crate) fn new(entries: EntrySource) -> Self {
+        PreviousCatalog {
+            entries,
+            next: None,
+            started: false,
+            failure: None,
+        }
+    }
+
+    /// Why the catalog stopped answering, once: the encoder reports it.
+    pub(crate) fn take_failure(&mut self) -> Option<String> {
+        self.failure.take()
+    }
+
+    /// The previous file at archive path `path`, if the previous archive has a regular file
+    /// there. Paths must be asked for in walk order.
+    pub(crate) fn lookup(&mut self, path: &[u8]) -> Option<PreviousFile> {
+        let key = relative_path(path).ok()?;
+        loop {
+            if !self.started {
+                self.started = true;
+                self.advance();
+            }
+            let next = self.next.as_ref()?;
+            match walk_order(&next.key, &key) {
+                Ordering::Less => self.advance(),
+                Ordering::Equal => {
+                    let file = self.next.take()?.file;
+                    self.advance();
+                    return file;
+                }
+                Ordering::Greater => return None,
+            }
+        }
+    }
+
+    fn advance(&mut self) {
+        self.next = match self.entries.next() {
+            Some(Ok(next)) => Some(next),
+            Some(Err(message)) => {
+                self.failure = Some(message);
+                None
+            }
+            None => None,
+        };
     }
 }
 

@@ -13,6 +13,7 @@ use datastore::digest::Digest;
 use crate::archive::{
     ArchiveProgress, EncodeOptions, EncodeStats, PayloadWrite, PreviousPayload, ReusedChunk,
     encode_tree, encode_tree_split, encode_tree_split_reusing, export_tar, measure_payload_usage,
+    previous_entries,
 };
 
 /// A payload stream in memory; re-used chunks are copied from the previous payload.
@@ -104,7 +105,7 @@ fn next_with(root: &Path, previous: &Generation, mut index: PreviousPayload) -> 
         root,
         &mut meta,
         &mut payload,
-        Box::new(io::Cursor::new(previous.meta.clone())),
+        Box::new(previous_entries(io::Cursor::new(previous.meta.clone()))),
         index,
         &progress,
         &opts(),

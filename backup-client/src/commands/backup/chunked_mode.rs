@@ -110,6 +110,75 @@ pub(super) enum SplitTarget<'a> {
     },
 }
 
+impl<'a> SplitTarget<'a> {
+    /// The same backup session (a dry run has none).
+    pub(super) fn session_only(&self) -> SplitTarget<'a> {
+        match self {
+            SplitTarget::Session {
+                client,
+                session,
+                ns,
+            } => SplitTarget::Session {
+                client,
+                session,
+                ns,
+            },
+            SplitTarget::DryRun { .. } => SplitTarget::DryRun { parent: None },
+        }
+    }
+}
+
+/// The dead bytes of a split archive's payload, as stored in `NAME.ptar.padding.blob`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct PaddingRecord {
+    /// (start offset of a re-used chunk in the payload, its bytes that no file uses).
+    dead: Vec<(u64, u64)>,
+}
+
+/// Uploads the payload's dead bytes of `archive` (`NAME.tar`) for the next backup.
+pub(super) async fn upload_padding(
+    session: &Session,
+    archive: &str,
+    dead: &[(u64, u64)],
+) -> Result<()> {
+    let name = datastore::names::padding_blob_name(archive)
+        .with_context(|| format!("'{archive}' is not NAME.tar"))?;
+    let json = serde_json::to_vec(&PaddingRecord {
+        dead: dead.to_vec(),
+    })?;
+    let blob = datastore::blob::encode(&json, true);
+    let path = format!(
+        "{}?{}",
+        protocol::routes::SESSION_BLOB.path,
+        protocol::routes::encode_query(&[("file-name", &name)])
+    );
+    let _: serde_json::Value = session
+        .clone()
+        .call_json(
+            hyper::Method::POST,
+            &path,
+            api_client::http::full_body(blob),
+        )
+        .await
+        .with_context(|| format!("uploading {name}"))?;
+    Ok(())
+}
+
+/// The parent's record of its payload's dead bytes, if it has one (a parent written
+/// before the record existed has none: the client then measures).
+async fn download_padding(reader: &Session, archive_name: &str) -> Option<Vec<(u64, u64)>> {
+    let name = datastore::names::padding_blob_name(archive_name)?;
+    let path = crate::download::download_path(&name);
+    let blob = reader
+        .clone()
+        .download(&path, protocol::limits::MAX_BLOB_SIZE)
+        .await
+        .ok()?;
+    let json = datastore::blob::decode(&blob, protocol::limits::MAX_BLOB_SIZE).ok()?;
+    let record: PaddingRecord = serde_json::from_slice(&json).ok()?;
+    Some(record.dead)
+}
+
 /// What one split archive did: its two streams.
 pub(super) struct SplitArchive {
     /// Problems that did not stop the archive (for the summary's errors).
@@ -150,7 +219,7 @@ pub(super) async fn split(
     };
     let mut notes = Vec::new();
     let (download, for_encoder) = match &previous {
-        Some(previous) => match open_previous(&target, previous, &meta_name).await {
+        Some(previous) => match open_previous(&target, previous, archive, &meta_name).await {
             Ok((download, meta, payload)) => (Some(download), Some((meta, payload))),
             Err(err) => {
                 notes.push(format!(
@@ -211,13 +280,16 @@ pub(super) async fn split(
     })
 }
 
-/// The previous metadata stream, downloaded once over a reader session on the parent, and
-/// the previous payload's chunks with how much of each the previous files use. Measuring
-/// needs the whole stream before the walk starts, so the verified stream is kept in an
-/// unnamed temporary file while it is measured, and the encoder reads it from there.
+/// The previous metadata stream, downloaded over a reader session on the parent, and the
+/// previous payload's chunks with how much of each the previous files use: from the
+/// parent's `NAME.ptar.padding.blob`, or, for a parent without one, measured on the
+/// metadata itself. Measuring needs the whole stream before the walk starts, so the
+/// verified stream is then kept in an unnamed temporary file while it is measured, and the
+/// encoder reads it from there.
 async fn open_previous(
     target: &SplitTarget<'_>,
     previous: &PreviousSplit,
+    archive: &str,
     meta_name: &str,
 ) -> Result<(DownloadGuard, Box<dyn Read + Send>, PreviousPayload)> {
     let reader = match target {
@@ -229,6 +301,12 @@ async fn open_previous(
             .context("a dry run's parent has no reader session")?,
     };
     let mut payload = previous.payload_chunks()?;
+    if let Some(dead) = download_padding(&reader, archive).await {
+        payload.set_dead(&dead);
+        let (meta, guard) = stream_archive(reader, meta_name, &previous.meta).await?;
+        return Ok((guard, Box::new(meta), payload));
+    }
+    let started = std::time::Instant::now();
     let (meta, guard) = stream_archive(reader, meta_name, &previous.meta).await?;
     let (file, payload) = tokio::task::spawn_blocking(move || -> Result<_> {
         let mut file = tempfile::tempfile().context("creating a temporary file")?;
@@ -246,6 +324,11 @@ async fn open_previous(
     })
     .await
     .context("measuring the previous payload failed")??;
+    tracing::debug!(
+        "previous {meta_name} of {} downloaded and measured in {:.2}s",
+        previous.parent,
+        started.elapsed().as_secs_f64()
+    );
     let meta = std::io::BufReader::with_capacity(1 << 20, file);
     Ok((guard, Box::new(meta), payload))
 }

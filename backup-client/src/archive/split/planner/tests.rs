@@ -152,3 +152,26 @@ fn padding_beyond_the_budget_makes_files_read() {
     }
     assert!(reused < 30, "{reused} files re-used 90% padding");
 }
+
+#[test]
+fn dead_bytes_are_reported_per_copy_and_read_back_as_usage() {
+    let mut planner = Planner::new(previous(4));
+    let mut pos = 0;
+    reuse(&mut planner, 0..40, &mut pos).unwrap();
+    reuse(&mut planner, 60..100, &mut pos).unwrap();
+    pos += 30; // new data
+    reuse(&mut planner, 100..150, &mut pos).unwrap();
+    // Copies: chunk 0 at 0 (80 of 100 used), chunk 1 at 130 (50 used).
+    assert_eq!(planner.dead_chunks(), [(0, 20), (130, 50)]);
+    // The next backup's view of this payload (chunks: 0..100, new data, 130..230).
+    let mut next =
+        PreviousPayload::new([(digest(0), 100), (digest(9), 130), (digest(1), 230)]).unwrap();
+    next.set_dead(&planner.dead_chunks());
+    assert_eq!(next.live, Some(vec![80, 30, 50]));
+    next.set_dead(&[(5, 7), (999, 1)]);
+    assert_eq!(
+        next.live,
+        Some(vec![100, 30, 100]),
+        "unknown offsets are ignored"
+    );
+}
