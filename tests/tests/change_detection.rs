@@ -44,6 +44,18 @@ fn restore(server: &TestServer, snapshot: &str, target: &Path) -> serde_json::Va
     server.client_json(&["restore", snapshot, "root.tar", target.to_str().unwrap()])
 }
 
+/// The archive of `snapshot` as one tar file at `file` (`restore --format tar`), read back.
+fn export_tar(server: &TestServer, snapshot: &str, file: &Path) -> Vec<u8> {
+    e2e::harness::run_ok(
+        server
+            .client()
+            .args(["restore", snapshot, "root.tar"])
+            .arg(file)
+            .args(["--format", "tar"]),
+    );
+    std::fs::read(file).unwrap()
+}
+
 fn copy_tree(from: &Path, to: &Path) {
     let status = std::process::Command::new("cp")
         .arg("-a")
@@ -134,17 +146,8 @@ fn unchanged_and_one_percent_changed_rebackups_send_only_what_changed() {
     // Its payload points back and forth into re-used chunks; the tar export is still the
     // very stream a one-tar-stream backup of the same tree exports.
     let single = server.backup_with(&source, "cd-single", &["--change-detection", "data"]);
-    let export = |snapshot: &str, name: &str| {
-        let file = work.path().join(name);
-        e2e::harness::run_ok(
-            server
-                .client()
-                .args(["restore", snapshot, "root.tar"])
-                .arg(&file)
-                .args(["--format", "tar"]),
-        );
-        std::fs::read(file).unwrap()
-    };
+    let export =
+        |snapshot: &str, name: &str| export_tar(&server, snapshot, &work.path().join(name));
     assert!(
         export(third_snapshot, "split.tar")
             == export(single["snapshot"].as_str().unwrap(), "single.tar"),
@@ -321,17 +324,8 @@ fn include_restores_chosen_paths_fetching_only_their_chunks_and_catalog_lists_en
     // says they cannot have changed): its export is the first one's, byte for byte.
     let again = server.backup(&source, "include");
     assert_eq!(u(&again, "bytes_read"), 0, "{again}");
-    let export = |snapshot: &str, name: &str| {
-        let file = work.path().join(name);
-        e2e::harness::run_ok(
-            server
-                .client()
-                .args(["restore", snapshot, "root.tar"])
-                .arg(&file)
-                .args(["--format", "tar"]),
-        );
-        std::fs::read(file).unwrap()
-    };
+    let export =
+        |snapshot: &str, name: &str| export_tar(&server, snapshot, &work.path().join(name));
     assert!(
         export(snapshot, "first.tar") == export(again["snapshot"].as_str().unwrap(), "again.tar"),
         "the re-used archive exports other bytes"
