@@ -49,11 +49,14 @@ pub async fn fetch_chunks(
             let entry = index.entries[i];
             let range = index.chunk_range(i);
             let sender = session.sender.clone();
-            inflight.push_back(fetch_chunk(
+            // A task of its own: its response body is read even while the channel is full,
+            // so unread bodies never hold the connection's flow-control window that other
+            // downloads on it (a split archive's payload) need.
+            inflight.push_back(Spawned(tokio::spawn(fetch_chunk(
                 sender,
                 entry.digest,
                 (range.end - range.start) as usize,
-            ));
+            ))));
         }
         let Some(result) = inflight.next().await else {
             break;
@@ -73,6 +76,29 @@ pub async fn fetch_chunks(
         }
     }
     Ok(downloaded)
+}
+
+/// A spawned chunk download, aborted when dropped (a restore that stops leaves none
+/// running).
+struct Spawned(tokio::task::JoinHandle<Result<(Bytes, usize)>>);
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl std::future::Future for Spawned {
+    type Output = Result<(Bytes, usize)>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|joined| {
+            joined.unwrap_or_else(|e| Err(anyhow!("chunk download task failed: {e}")))
+        })
+    }
 }
 
 /// Fetches one chunk, retrying failed downloads, and returns its verified plain bytes

@@ -70,7 +70,11 @@ impl<S: EntrySink> Encoder<'_, S> {
                 "previous metadata archive unreadable ({failure}); files from here on are read in full"
             ));
         }
-        let Some(previous) = previous.filter(|p| unchanged(p, meta)) else {
+        // The same path bytes too (not only the same normalized path): the payload header's
+        // tag hashes them.
+        let Some(previous) =
+            previous.filter(|p| p.entry.path == archive_path && unchanged(p, meta))
+        else {
             return self.add_file(&fs_path, archive_path, link_key);
         };
         let output = |source| ArchiveError::Output { source };

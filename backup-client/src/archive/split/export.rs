@@ -104,7 +104,12 @@ impl<M: Read, P: PayloadSource> TarExport<M, P> {
             let mut done = 0;
             while done < n {
                 let read = self.reader.read_data(&mut self.out[done..])?;
-                debug_assert!(read > 0, "the reader has data_left bytes");
+                if read == 0 {
+                    return Err(ArchiveError::Input {
+                        offset: self.stats.payload_bytes + done as u64,
+                        source: io::ErrorKind::UnexpectedEof.into(),
+                    });
+                }
                 done += read;
             }
             self.data_left -= n as u64;

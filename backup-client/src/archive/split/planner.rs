@@ -187,7 +187,7 @@ impl Planner {
             previous,
             placed: HashMap::new(),
             copies: HashMap::new(),
-            slack: 2 * largest,
+            slack: largest.saturating_mul(2),
             stats: ReuseStats::default(),
         }
     }
@@ -232,9 +232,14 @@ impl Planner {
             .map(|k| self.previous.bytes(k..k + 1))
             .sum();
         let dead: u64 = new.clone().map(|k| self.previous.dead(k)).sum();
-        let mostly_dead = dead * 100 > new_bytes * MAX_PADDING_PERCENT && dead > len;
-        let padding = (self.stats.chunk_bytes + new_bytes).saturating_sub(self.stats.bytes + len);
-        let budget = (payload_pos + new_bytes) * 2 * MAX_PADDING_PERCENT / 100 + self.slack;
+        // Saturating: a hostile previous index may name chunks near u64::MAX.
+        let mostly_dead =
+            dead.saturating_mul(100) > new_bytes.saturating_mul(MAX_PADDING_PERCENT) && dead > len;
+        let padding = (self.stats.chunk_bytes.saturating_add(new_bytes))
+            .saturating_sub(self.stats.bytes.saturating_add(len));
+        let budget = (payload_pos.saturating_add(new_bytes) / 100)
+            .saturating_mul(2 * MAX_PADDING_PERCENT)
+            .saturating_add(self.slack);
         if duplicated > len || mostly_dead || padding > budget {
             return Placement::Read;
         }
