@@ -261,16 +261,6 @@ pub fn encode_tree_split_reusing<M: Write, P: PayloadWrite>(
     )
 }
 
-/// Measures how much of each chunk of `previous_payload` the files of the previous
-/// metadata stream `previous_meta` use; `encode_tree_split_reusing` then rewrites
-/// mostly-dead chunks instead of re-using them.
-pub fn measure_payload_usage<R: Read>(
-    previous_meta: R,
-    previous_payload: &mut PreviousPayload,
-) -> Result<(), ArchiveError> {
-    split::previous::measure_usage(previous_meta, previous_payload)
-}
-
 /// The split archive (`meta`, `payload`) as one standard tar stream, read as it goes.
 pub fn split_to_tar<M: Read, P: PayloadSource>(meta: M, payload: P) -> TarExport<M, P> {
     TarExport::new(meta, payload, restore_meta::lookup_acl_name)

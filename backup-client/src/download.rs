@@ -23,6 +23,25 @@ pub const DOWNLOADS_IN_FLIGHT: usize = 4;
 /// Attempts per chunk before the restore fails.
 const ATTEMPTS: u32 = 3;
 
+/// A reader session on `snapshot` in namespace `ns`.
+pub async fn open_reader(
+    client: &crate::repository::RepoClient,
+    ns: &str,
+    snapshot: &datastore::snapshot::SnapshotRef,
+) -> Result<Session> {
+    let query = encode_query(&[
+        ("store", &client.repo.store),
+        ("ns", ns),
+        ("backup-type", &snapshot.group.backup_type.to_string()),
+        ("backup-id", &snapshot.group.backup_id),
+        ("backup-time", &snapshot.time.to_string()),
+    ]);
+    client
+        .http
+        .open_session(routes::READER.path, &query, routes::READER_PROTOCOL)
+        .await
+}
+
 /// The reader session's download path of a snapshot file.
 pub fn download_path(file_name: &str) -> String {
     format!(

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use api_client::http::Session;
 use datastore::index::DynamicIndex;
 use datastore::snapshot::{ParentCandidate, choose_parent, format_time};
-use protocol::routes::{self, READER_PROTOCOL, encode_query};
+use protocol::routes::{self, encode_query};
 
 use crate::commands::snapshots;
 use crate::repository::RepoClient;
@@ -40,24 +40,16 @@ pub async fn open_parent(
     let Some(time) = choose_parent(&candidates, new_time) else {
         return Ok(None);
     };
-    let query = encode_query(&[
-        ("store", &client.repo.store),
-        ("ns", group.ns),
-        ("backup-type", group.backup_type),
-        ("backup-id", group.backup_id),
-        ("backup-time", &time.to_string()),
-    ]);
-    let session = client
-        .http
-        .open_session(routes::READER.path, &query, READER_PROTOCOL)
-        .await
-        .context("opening a reader session on the parent snapshot")?;
     let name = format!(
         "{}/{}/{}",
         group.backup_type,
         group.backup_id,
         format_time(time)
     );
+    let snapshot = datastore::snapshot::parse_snapshot(group.ns.parse()?, &name)?;
+    let session = crate::download::open_reader(client, group.ns, &snapshot)
+        .await
+        .context("opening a reader session on the parent snapshot")?;
     Ok(Some((name, session)))
 }
 
@@ -69,7 +61,7 @@ pub async fn parent_index(session: &Session, archive: &str) -> Result<Option<Dyn
         routes::READER_DOWNLOAD.path,
         encode_query(&[("file-name", &file_name)])
     );
-    let Some((_, bytes)) = super::target::get_index(session, &path)
+    let Some((_, bytes)) = super::target::get_if_exists(session, &path)
         .await
         .with_context(|| format!("downloading the parent's {file_name}"))?
     else {

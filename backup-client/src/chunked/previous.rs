@@ -10,7 +10,6 @@ use anyhow::{Context, Result, bail};
 use api_client::http::Session;
 use datastore::index::DynamicIndex;
 use datastore::names::Namespace;
-use protocol::routes::{self, READER_PROTOCOL, encode_query};
 use tokio::sync::mpsc;
 
 use crate::archive::PreviousPayload;
@@ -63,16 +62,7 @@ pub async fn open_reader(client: &RepoClient, ns: &str, parent: &str) -> Result<
     let namespace: Namespace = ns.parse()?;
     let snapshot = datastore::snapshot::parse_snapshot(namespace, parent)
         .with_context(|| format!("the server named parent snapshot '{parent}'"))?;
-    let query = encode_query(&[
-        ("store", &client.repo.store),
-        ("ns", ns),
-        ("backup-type", &snapshot.group.backup_type.to_string()),
-        ("backup-id", &snapshot.group.backup_id),
-        ("backup-time", &snapshot.time.to_string()),
-    ]);
-    client
-        .http
-        .open_session(routes::READER.path, &query, READER_PROTOCOL)
+    crate::download::open_reader(client, ns, &snapshot)
         .await
         .with_context(|| format!("opening a reader session on the parent snapshot {parent}"))
 }

@@ -193,7 +193,7 @@ pub async fn previous_index(
         SESSION_PREVIOUS_INDEX.path,
         encode_query(&[("archive-name", archive)])
     );
-    let Some((headers, bytes)) = get_index(session, &path)
+    let Some((headers, bytes)) = get_if_exists(session, &path)
         .await
         .context("asking for the parent index")?
     else {
@@ -209,16 +209,19 @@ pub async fn previous_index(
     Ok(Some((parent, index)))
 }
 
-/// GETs an index file: its headers and bytes, or `None` when the server answers 404 (no
-/// such index; the reason is logged).
-pub async fn get_index(session: &Session, path: &str) -> Result<Option<(hyper::HeaderMap, Bytes)>> {
+/// GETs a file that may be missing (an index, a small blob): its headers and bytes, or
+/// `None` when the server answers 404 (the reason is logged).
+pub async fn get_if_exists(
+    session: &Session,
+    path: &str,
+) -> Result<Option<(hyper::HeaderMap, Bytes)>> {
     let response = session
         .clone()
         .send(hyper::Method::GET, path, full_body(Bytes::new()))
         .await?;
     if response.status() == StatusCode::NOT_FOUND {
         let reason = error_from_response(response).await;
-        tracing::info!("no index at {path}: {reason:#}");
+        tracing::info!("nothing at {path}: {reason:#}");
         return Ok(None);
     }
     let headers = response.headers().clone();

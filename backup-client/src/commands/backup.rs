@@ -372,7 +372,10 @@ async fn split_archive(
         started = Some((slot, reporter));
         Ok((meta, payload))
     };
-    let target_for_padding = target.session_only();
+    let padding_session = match &target {
+        chunked_mode::SplitTarget::Session { session, .. } => Some(*session),
+        chunked_mode::SplitTarget::DryRun { .. } => None,
+    };
     let result = chunked_mode::split(target, &spec.name, start, params, zeros).await;
     let Some((slot, reporter)) = started else {
         return Err(result
@@ -387,7 +390,7 @@ async fn split_archive(
     reporter.finish().await;
     let (split, mut stats) = encoder_outcome(spec, result, &slot)?;
     let notes = std::mem::take(&mut stats.notes);
-    if let chunked_mode::SplitTarget::Session { session, .. } = target_for_padding {
+    if let Some(session) = padding_session {
         chunked_mode::upload_padding(session, &spec.name, &stats.dead_chunks).await?;
     }
     let split_summary = SplitSummary {

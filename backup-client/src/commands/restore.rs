@@ -18,7 +18,6 @@ use bytes::Bytes;
 use datastore::index::DynamicIndex;
 use datastore::manifest::BackupManifest;
 use datastore::names::{ArchiveKind, MANIFEST_NAME, Namespace};
-use protocol::routes::{self, READER_PROTOCOL, encode_query};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -167,18 +166,7 @@ pub(crate) async fn open_snapshot(
     ns: &str,
     snapshot: &datastore::snapshot::SnapshotRef,
 ) -> Result<(Session, BackupManifest)> {
-    let time = snapshot.time.to_string();
-    let query = encode_query(&[
-        ("store", &client.repo.store),
-        ("ns", ns),
-        ("backup-type", &snapshot.group.backup_type.to_string()),
-        ("backup-id", &snapshot.group.backup_id),
-        ("backup-time", &time),
-    ]);
-    let mut session = client
-        .http
-        .open_session(routes::READER.path, &query, READER_PROTOCOL)
-        .await?;
+    let mut session = crate::download::open_reader(client, ns, snapshot).await?;
     let manifest_blob = session
         .download(
             &download_path(MANIFEST_NAME),

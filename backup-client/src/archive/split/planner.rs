@@ -7,9 +7,9 @@
 //! in metadata order). A file is read again instead when re-using it would append
 //! - chunks that the new payload already holds elsewhere and that outweigh the file, or
 //! - chunks that were more than [`MAX_PADDING_PERCENT`] dead already in the previous
-//!   archive (bytes no previous file used; known when the previous metadata was measured
-//!   first, [`PreviousPayload::add_usage`]), unless the file outweighs their dead bytes:
-//!   so mostly-dead chunks are rewritten compactly instead of being carried on forever;
+//!   archive (bytes no previous file used, as the previous backup recorded them:
+//!   [`PreviousPayload::set_dead`]), unless the file outweighs their dead bytes: so
+//!   mostly-dead chunks are rewritten compactly instead of being carried on forever;
 //! - or when the padding would exceed twice that share of the payload (plus a slack of
 //!   two chunks, since a chunk is padding until the files in it have been seen): the
 //!   last line of defence.
@@ -40,7 +40,7 @@ pub struct PreviousPayload {
     digests: Vec<Digest>,
     /// End offset of each chunk, increasing.
     ends: Vec<u64>,
-    /// Bytes of each chunk that the previous archive's files use, once measured.
+    /// Bytes of each chunk that the previous archive's files use, when it recorded them.
     live: Option<Vec<u64>>,
 }
 
@@ -62,25 +62,6 @@ impl PreviousPayload {
         self.ends.last().copied().unwrap_or(0)
     }
 
-    /// Counts the previous payload `range` (a file's header and content) as used. Ranges
-    /// outside the stream are ignored.
-    pub fn add_usage(&mut self, range: Range<u64>) {
-        let end = range.end.min(self.len());
-        if range.start >= end {
-            return;
-        }
-        let count = self.ends.len();
-        let live = self.live.get_or_insert_with(|| vec![0; count]);
-        let mut k = self.ends.partition_point(|&e| e <= range.start);
-        let mut at = range.start;
-        while at < end {
-            let chunk_end = self.ends[k].min(end);
-            live[k] += chunk_end - at;
-            at = chunk_end;
-            k += 1;
-        }
-    }
-
     /// Takes the previous archive's own account of its dead bytes (`ReuseStats`' list:
     /// chunk start offset, dead bytes) instead of measuring: every chunk not listed was
     /// fully used. Entries that name no chunk start are ignored.
@@ -95,7 +76,7 @@ impl PreviousPayload {
         self.live = Some(live);
     }
 
-    /// Bytes of chunk `k` no previous file used (0 when not measured).
+    /// Bytes of chunk `k` no previous file used (0 when not recorded).
     fn dead(&self, k: usize) -> u64 {
         self.live
             .as_ref()

@@ -152,32 +152,6 @@ impl PreviousCatalog {
     }
 }
 
-/// Reads a whole previous metadata stream and counts, for each chunk of its payload, the
-/// bytes its files use (so that the planner can tell mostly-dead chunks).
-pub(crate) fn measure_usage<R: Read>(
-    meta: R,
-    payload: &mut super::planner::PreviousPayload,
-) -> Result<(), super::super::ArchiveError> {
-    let mut reader = ArchiveReader::new(meta, super::super::restore_meta::lookup_acl_name);
-    while let Some(member) = reader.next_member()? {
-        let path = member.entry.path.clone();
-        let (_, payload_ref) = resolve_entry(member.entry, &member.private).map_err(|source| {
-            super::super::ArchiveError::Split {
-                path: super::super::entry::display_path(&path),
-                source,
-            }
-        })?;
-        if let Some(r) = payload_ref {
-            let end = r
-                .offset
-                .saturating_add(PAYLOAD_HEADER_LEN as u64)
-                .saturating_add(r.header.len);
-            payload.add_usage(r.offset..end);
-        }
-    }
-    Ok(())
-}
-
 /// Walk order of normalized archive paths: component by component, bytes within a
 /// component, a directory before what it holds.
 pub(crate) fn walk_order(a: &[u8], b: &[u8]) -> Ordering {

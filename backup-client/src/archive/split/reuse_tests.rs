@@ -12,8 +12,7 @@ use datastore::digest::Digest;
 
 use crate::archive::{
     ArchiveProgress, EncodeOptions, EncodeStats, PayloadWrite, PreviousPayload, ReusedChunk,
-    encode_tree, encode_tree_split, encode_tree_split_reusing, export_tar, measure_payload_usage,
-    previous_entries,
+    encode_tree, encode_tree_split, encode_tree_split_reusing, export_tar, previous_entries,
 };
 
 /// A payload stream in memory; re-used chunks are copied from the previous payload.
@@ -93,7 +92,8 @@ fn next(root: &Path, previous: &Generation) -> Generation {
 }
 
 fn next_with(root: &Path, previous: &Generation, mut index: PreviousPayload) -> Generation {
-    measure_payload_usage(&previous.meta[..], &mut index).unwrap();
+    // What the next backup gets from the padding record.
+    index.set_dead(&previous.stats.dead_chunks);
     let mut meta = Vec::new();
     let mut payload = CopyingPayload {
         out: Vec::new(),

@@ -8,7 +8,7 @@
 //! payload for unchanged files.
 
 use std::collections::HashSet;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Read;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -110,24 +110,6 @@ pub(super) enum SplitTarget<'a> {
     },
 }
 
-impl<'a> SplitTarget<'a> {
-    /// The same backup session (a dry run has none).
-    pub(super) fn session_only(&self) -> SplitTarget<'a> {
-        match self {
-            SplitTarget::Session {
-                client,
-                session,
-                ns,
-            } => SplitTarget::Session {
-                client,
-                session,
-                ns,
-            },
-            SplitTarget::DryRun { .. } => SplitTarget::DryRun { parent: None },
-        }
-    }
-}
-
 /// The dead bytes of a split archive's payload, as stored in `NAME.ptar.padding.blob`.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct PaddingRecord {
@@ -146,7 +128,9 @@ pub(super) async fn upload_padding(
     let json = serde_json::to_vec(&PaddingRecord {
         dead: dead.to_vec(),
     })?;
-    let blob = datastore::blob::encode(&json, true);
+    let blob = tokio::task::spawn_blocking(move || datastore::blob::encode(&json, true))
+        .await
+        .context("encoding the padding record failed")?;
     let path = format!(
         "{}?{}",
         protocol::routes::SESSION_BLOB.path,
@@ -164,19 +148,35 @@ pub(super) async fn upload_padding(
     Ok(())
 }
 
-/// The parent's record of its payload's dead bytes, if it has one (a parent written
-/// before the record existed has none: the client then measures).
-async fn download_padding(reader: &Session, archive_name: &str) -> Option<Vec<(u64, u64)>> {
-    let name = datastore::names::padding_blob_name(archive_name)?;
-    let path = crate::download::download_path(&name);
-    let blob = reader
-        .clone()
-        .download(&path, protocol::limits::MAX_BLOB_SIZE)
-        .await
-        .ok()?;
-    let json = datastore::blob::decode(&blob, protocol::limits::MAX_BLOB_SIZE).ok()?;
-    let record: PaddingRecord = serde_json::from_slice(&json).ok()?;
-    Some(record.dead)
+/// The parent's record of its payload's dead bytes, if it has a usable one. A missing or
+/// damaged record costs only padding efficiency, so it is logged, not an error.
+async fn download_padding(reader: &Session, archive: &str) -> Option<Vec<(u64, u64)>> {
+    let name = datastore::names::padding_blob_name(archive)?;
+    let fetched = target::get_if_exists(reader, &crate::download::download_path(&name)).await;
+    let blob = match fetched {
+        Ok(Some((_, blob))) => blob,
+        Ok(None) => return None,
+        Err(err) => {
+            tracing::warn!("the parent's {name} could not be read: {err:#}");
+            return None;
+        }
+    };
+    let decoded = tokio::task::spawn_blocking(move || -> Result<PaddingRecord> {
+        let json = datastore::blob::decode(&blob, protocol::limits::MAX_BLOB_SIZE)?;
+        Ok(serde_json::from_slice(&json)?)
+    })
+    .await;
+    match decoded {
+        Ok(Ok(record)) => Some(record.dead),
+        Ok(Err(err)) => {
+            tracing::warn!("the parent's {name} is damaged: {err:#}");
+            None
+        }
+        Err(err) => {
+            tracing::warn!("decoding the parent's {name} failed: {err}");
+            None
+        }
+    }
 }
 
 /// What one split archive did: its two streams.
@@ -281,11 +281,9 @@ pub(super) async fn split(
 }
 
 /// The previous metadata stream, downloaded over a reader session on the parent, and the
-/// previous payload's chunks with how much of each the previous files use: from the
-/// parent's `NAME.ptar.padding.blob`, or, for a parent without one, measured on the
-/// metadata itself. Measuring needs the whole stream before the walk starts, so the
-/// verified stream is then kept in an unnamed temporary file while it is measured, and the
-/// encoder reads it from there.
+/// previous payload's chunks with the dead bytes the parent's padding record names (a
+/// parent without one, from before the record existed, gives none: no chunk is then
+/// rewritten for being mostly dead).
 async fn open_previous(
     target: &SplitTarget<'_>,
     previous: &PreviousSplit,
@@ -303,46 +301,7 @@ async fn open_previous(
     let mut payload = previous.payload_chunks()?;
     if let Some(dead) = download_padding(&reader, archive).await {
         payload.set_dead(&dead);
-        let (meta, guard) = stream_archive(reader, meta_name, &previous.meta).await?;
-        return Ok((guard, Box::new(meta), payload));
     }
-    let started = std::time::Instant::now();
     let (meta, guard) = stream_archive(reader, meta_name, &previous.meta).await?;
-    let (file, payload) = tokio::task::spawn_blocking(move || -> Result<_> {
-        let mut file = tempfile::tempfile().context("creating a temporary file")?;
-        let tee = TeeReader {
-            input: meta,
-            copy: std::io::BufWriter::with_capacity(1 << 20, &mut file),
-        };
-        let mut tee = tee;
-        crate::archive::measure_payload_usage(&mut tee, &mut payload)?;
-        std::io::copy(&mut tee.input, &mut tee.copy)?;
-        tee.copy.flush()?;
-        drop(tee);
-        file.seek(SeekFrom::Start(0))?;
-        Ok((file, payload))
-    })
-    .await
-    .context("measuring the previous payload failed")??;
-    tracing::debug!(
-        "previous {meta_name} of {} downloaded and measured in {:.2}s",
-        previous.parent,
-        started.elapsed().as_secs_f64()
-    );
-    let meta = std::io::BufReader::with_capacity(1 << 20, file);
     Ok((guard, Box::new(meta), payload))
-}
-
-/// Reads `input` and writes what it read to `copy`.
-struct TeeReader<R, W> {
-    input: R,
-    copy: W,
-}
-
-impl<R: Read, W: Write> Read for TeeReader<R, W> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.input.read(buf)?;
-        self.copy.write_all(&buf[..n])?;
-        Ok(n)
-    }
 }

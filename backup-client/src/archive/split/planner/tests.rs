@@ -103,25 +103,10 @@ fn a_small_file_is_read_rather_than_duplicating_a_chunk() {
 }
 
 #[test]
-fn usage_is_counted_per_chunk() {
-    let mut payload = previous(3);
-    payload.add_usage(50..150);
-    payload.add_usage(160..170);
-    payload.add_usage(290..500);
-    assert_eq!(payload.live, Some(vec![50, 60, 10]));
-    assert_eq!(
-        (payload.dead(0), payload.dead(1), payload.dead(2)),
-        (50, 40, 90)
-    );
-}
-
-#[test]
 fn mostly_dead_chunks_are_rewritten_not_carried_on() {
     let mut payload = previous(4);
     // Chunk 0: 95 of 100 bytes used before; chunk 1: only 50.
-    payload.add_usage(0..95);
-    payload.add_usage(100..150);
-    payload.add_usage(200..400);
+    payload.set_dead(&[(0, 5), (100, 50)]);
     let mut planner = Planner::new(payload);
     let mut pos = 0;
     assert_eq!(reuse(&mut planner, 0..40, &mut pos), Some((0, vec![0])));
