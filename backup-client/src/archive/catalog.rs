@@ -56,7 +56,8 @@ pub fn list_entries<R: Read>(
         } else {
             member.entry
         };
-        let path = relative_path(&entry.path).unwrap_or_default();
+        // A path the restorer would refuse is listed as it is stored, not as the root.
+        let path = relative_path(&entry.path).unwrap_or_else(|_| entry.path.clone());
         let below = under.is_empty()
             || path == under
             || (path.starts_with(&under) && path.get(under.len()) == Some(&b'/'));
