@@ -6,16 +6,21 @@
 //! (RELIABILITY.md: no worker blocks on a pool whose peers have exited):
 //!
 //! ```text
-//! encoder body -> chunker ------> hash on blocking workers (ordered, one per core)
+//! encoder body -> chunker -> job on a blocking worker (ordered; at most one per core):
+//!                              hash; not in the parent index: compress, drop the plain bytes
 //!              -> known? (in archive order)
 //!                   yes: append by digest
-//!                   no:  compress (at most one per core) + upload (at most UPLOAD_WINDOW)
+//!                   no:  upload (at most UPLOAD_WINDOW)
 //!              -> append in archive order, in batches -> close (count, size, checksum)
 //! ```
 //!
-//! Memory is bounded whatever the archive size: at most `cores` chunks are hashed,
-//! [`HASHED_QUEUE`] wait for the known check, and [`UPLOAD_WINDOW`] are being compressed or
-//! sent; a chunk's buffer is moved from stage to stage, never shared for writing.
+//! Memory is bounded whatever the archive size: at most `cores` chunk jobs run, each
+//! pipeline keeps at most `cores` finished ones in order and [`HASHED_QUEUE`] waiting for the
+//! known check, and [`UPLOAD_WINDOW`] are being sent. A new chunk's plain bytes are dropped
+//! as soon as it is compressed, so every stage after the job holds only the compressed body.
+//! The pipelines of one backup (a split archive's metadata and payload run at once) share
+//! one [`Limits`]: the jobs and uploads bound is per backup, not per pipeline. A chunk's
+//! buffer is moved from stage to stage, never shared for writing.
 //!
 //! This module decides what to send; [`target`] says how (the session's requests, with
 //! retries) or counts instead (dry run). It must not read the file system: the archive
@@ -42,10 +47,10 @@ use tokio::task::JoinHandle;
 use crate::upload::{EncoderStream, Piece};
 pub use target::Target;
 
-/// Chunk uploads in flight at once: one being sent while the next is answered. With 4 MiB
-/// chunks that is 8 MiB in flight, enough for 6 Gbit/s at 10 ms round trip; more buys
-/// nothing on loopback and costs memory (measured: window 4 -> 200-226 MiB peak client RSS
-/// on the 1 GiB bench corpus, window 2 with the shorter queues below -> 172-176 MiB, same
+/// Chunk uploads in flight at once, per backup: one being sent while the next is answered.
+/// With 4 MiB chunks that is 8 MiB in flight, enough for 6 Gbit/s at 10 ms round trip; more
+/// buys nothing on loopback and costs memory (measured: window 4 -> 200-226 MiB peak client
+/// RSS on the 1 GiB bench corpus, window 2 with the shorter queues below -> 172-176 MiB, same
 /// wall time).
 pub const UPLOAD_WINDOW: usize = 2;
 /// Hashed chunks waiting for the known check.
@@ -68,6 +73,32 @@ pub struct ChunkedPlan {
     /// Digests of the parent snapshot's index of this archive (empty without a parent).
     pub parent: HashSet<Digest>,
     pub zeros: Arc<ZeroDigests>,
+    /// Shared with the other pipelines of the same backup.
+    pub limits: Limits,
+}
+
+/// The bounds on work in flight that the pipelines of one backup share.
+#[derive(Clone)]
+pub struct Limits {
+    /// Chunk jobs (hash, compress) running: one per core.
+    jobs: Arc<Semaphore>,
+    /// Chunk uploads in flight.
+    uploads: Arc<Semaphore>,
+}
+
+impl Limits {
+    pub fn new() -> Self {
+        Self {
+            jobs: Arc::new(Semaphore::new(workers())),
+            uploads: Arc::new(Semaphore::new(UPLOAD_WINDOW)),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// What one chunked archive did.
@@ -93,12 +124,22 @@ pub struct ChunkedOutcome {
     pub csum: Digest,
 }
 
-/// A chunk with its name; `data` is `None` for a chunk of the previous payload re-used
-/// whole (the encoder named it; nothing to hash or send).
+/// A chunk with its name, and what the job left of its bytes.
 struct Hashed {
     digest: Digest,
     size: u64,
-    data: Option<Bytes>,
+    body: ChunkBody,
+}
+
+/// What a chunk job keeps of a chunk's bytes.
+enum ChunkBody {
+    /// A chunk of the previous payload re-used whole: the encoder named it, nothing was
+    /// hashed, there is nothing to send.
+    Reused,
+    /// The parent index holds it (or the target sends nothing): the bytes are dropped.
+    Dropped,
+    /// Not in the parent index: the encoded blob to upload.
+    Encoded(Bytes),
 }
 
 /// One index entry, in archive order, once its chunk is safe to append.
@@ -138,20 +179,56 @@ pub async fn upload_pieces(
         params,
         parent,
         zeros,
+        limits,
     } = plan;
-    let chunking = chunk_and_hash(body, params, zeros, hashed_tx);
-    let dispatching = dispatch(hashed_rx, parent, target.clone(), pending_tx);
+    let parent = Arc::new(parent);
+    let jobs = ChunkJobs {
+        zeros,
+        parent: Arc::clone(&parent),
+        encode: target.wants_bodies(),
+        limit: Arc::clone(&limits.jobs),
+    };
+    let chunking = chunk_and_hash(body, params, jobs, hashed_tx);
+    let dispatching = dispatch(hashed_rx, parent, target.clone(), limits, pending_tx);
     let appending = append_in_order(pending_rx, target);
     let ((), (), outcome) = tokio::try_join!(chunking, dispatching, appending)?;
     Ok(outcome)
 }
 
-/// Stage 1: cuts the body into chunks and hashes them on blocking workers, passing them on
-/// in archive order; re-used chunks pass as they are, in their place.
+/// What a chunk job needs besides the chunk.
+struct ChunkJobs {
+    zeros: Arc<ZeroDigests>,
+    parent: Arc<HashSet<Digest>>,
+    /// Whether new chunks are compressed (the target sends bodies).
+    encode: bool,
+    /// Jobs running in this backup.
+    limit: Arc<Semaphore>,
+}
+
+impl ChunkJobs {
+    /// Starts the job of one chunk on a blocking worker once a slot is free.
+    async fn start(&self, data: Vec<Bytes>) -> Result<HashJob> {
+        let permit = Arc::clone(&self.limit)
+            .acquire_owned()
+            .await
+            .context("chunk jobs closed")?;
+        let zeros = Arc::clone(&self.zeros);
+        let parent = Arc::clone(&self.parent);
+        let encode = self.encode;
+        Ok(AbortOnDrop(tokio::task::spawn_blocking(move || {
+            let hashed = chunk_job(data, &zeros, &parent, encode);
+            drop(permit);
+            hashed
+        })))
+    }
+}
+
+/// Stage 1: cuts the body into chunks and runs their jobs on blocking workers, passing them
+/// on in archive order; re-used chunks pass as they are, in their place.
 async fn chunk_and_hash(
     mut body: impl Stream<Item = Result<Piece, String>> + Unpin,
     params: ChunkerParams,
-    zeros: Arc<ZeroDigests>,
+    jobs: ChunkJobs,
     tx: mpsc::Sender<Hashed>,
 ) -> Result<()> {
     let mut chunker = Chunker::new(params);
@@ -159,14 +236,11 @@ async fn chunk_and_hash(
     let mut pending = Pieces::default();
     let mut hashing = FuturesOrdered::new();
     let limit = workers();
-    let submit = async |chunk: Bytes, hashing: &mut FuturesOrdered<_>| -> Result<()> {
+    let submit = async |chunk: Vec<Bytes>, hashing: &mut FuturesOrdered<_>| -> Result<()> {
         while hashing.len() >= limit {
             forward(hashing, &tx).await?;
         }
-        let zeros = Arc::clone(&zeros);
-        hashing.push_back(AbortOnDrop(tokio::task::spawn_blocking(move || {
-            hash_chunk(chunk, &zeros)
-        })));
+        hashing.push_back(jobs.start(chunk).await?);
         Ok(())
     };
     while let Some(piece) = body.next().await {
@@ -185,7 +259,7 @@ async fn chunk_and_hash(
                     let reused = Hashed {
                         digest: chunk.digest,
                         size: chunk.size,
-                        data: None,
+                        body: ChunkBody::Reused,
                     };
                     tx.send(reused)
                         .await
@@ -226,20 +300,11 @@ impl Pieces {
         }
     }
 
-    /// The chunk as one buffer of exactly its size (one copy; none for a single piece),
-    /// leaving this empty. Exact-size buffers keep the allocator from growing and
-    /// re-copying a buffer per chunk.
-    fn take(&mut self) -> Bytes {
-        let len = std::mem::take(&mut self.len);
-        let mut pieces = std::mem::take(&mut self.pieces);
-        if pieces.len() == 1 {
-            return pieces.pop().unwrap_or_default();
-        }
-        let mut chunk = Vec::with_capacity(len);
-        for piece in &pieces {
-            chunk.extend_from_slice(piece);
-        }
-        Bytes::from(chunk)
+    /// The chunk's parts, leaving this empty. No copy: the job hashes and compresses the
+    /// parts in place, and the encoder's buffers are freed when its last chunk is done.
+    fn take(&mut self) -> Vec<Bytes> {
+        self.len = 0;
+        std::mem::take(&mut self.pieces)
     }
 }
 
@@ -255,17 +320,31 @@ async fn forward(hashing: &mut FuturesOrdered<HashJob>, tx: &mpsc::Sender<Hashed
     Ok(())
 }
 
-/// The digest of a chunk: all-zero chunks take theirs from the table instead of hashing.
-fn hash_chunk(data: Bytes, zeros: &ZeroDigests) -> Hashed {
-    let digest = if is_all_zero(&data) {
-        zeros.digest(data.len())
+/// The job of one chunk, given as the parts it spans: its digest (all-zero chunks take
+/// theirs from the table instead of hashing) and, unless the parent index holds it or
+/// `encode` is off, its blob. The plain bytes are dropped here. A chunk that repeats within
+/// the archive is compressed again (rare; the dispatcher sends it once).
+fn chunk_job(
+    parts: Vec<Bytes>,
+    zeros: &ZeroDigests,
+    parent: &HashSet<Digest>,
+    encode: bool,
+) -> Hashed {
+    let size: usize = parts.iter().map(Bytes::len).sum();
+    let digest = if parts.iter().all(|part| is_all_zero(part)) {
+        zeros.digest(size)
     } else {
-        Digest::of(&data)
+        Digest::of_parts(&parts)
+    };
+    let body = if encode && !parent.contains(&digest) {
+        ChunkBody::Encoded(Bytes::from(target::encode_chunk(&parts)))
+    } else {
+        ChunkBody::Dropped
     };
     Hashed {
         digest,
-        size: data.len() as u64,
-        data: Some(data),
+        size: size as u64,
+        body,
     }
 }
 
@@ -274,36 +353,39 @@ fn hash_chunk(data: Bytes, zeros: &ZeroDigests) -> Hashed {
 /// later appends come after the first one's, which waits for the upload's answer.
 async fn dispatch(
     mut rx: mpsc::Receiver<Hashed>,
-    parent: HashSet<Digest>,
+    parent: Arc<HashSet<Digest>>,
     target: Target,
+    limits: Limits,
     tx: mpsc::Sender<Pending>,
 ) -> Result<()> {
     let mut sent: HashSet<Digest> = HashSet::new();
-    let uploads = Arc::new(Semaphore::new(UPLOAD_WINDOW));
-    let compressors = Arc::new(Semaphore::new(workers()));
-    while let Some(Hashed { digest, size, data }) = rx.recv().await {
-        let pending = match data {
-            None if parent.contains(&digest) => Pending::Known {
+    while let Some(Hashed { digest, size, body }) = rx.recv().await {
+        let in_parent = parent.contains(&digest);
+        let pending = match body {
+            ChunkBody::Reused if in_parent => Pending::Known {
                 digest,
                 size,
                 from_parent: true,
             },
-            None => bail!("re-used chunk {digest} is not in the parent index"),
-            Some(_) if parent.contains(&digest) || sent.contains(&digest) => Pending::Known {
+            ChunkBody::Reused => bail!("re-used chunk {digest} is not in the parent index"),
+            _ if in_parent || sent.contains(&digest) => Pending::Known {
                 digest,
                 size,
-                from_parent: parent.contains(&digest),
+                from_parent: in_parent,
             },
-            Some(data) => {
+            ChunkBody::Dropped | ChunkBody::Encoded(_) => {
+                let encoded = match body {
+                    ChunkBody::Encoded(encoded) => encoded,
+                    _ => Bytes::new(),
+                };
                 sent.insert(digest);
-                let permit = Arc::clone(&uploads)
+                let permit = Arc::clone(&limits.uploads)
                     .acquire_owned()
                     .await
                     .context("upload window closed")?;
                 let target = target.clone();
-                let compressors = Arc::clone(&compressors);
                 Pending::Upload(AbortOnDrop(tokio::spawn(async move {
-                    let uploaded = target.upload(digest, data, &compressors).await;
+                    let uploaded = target.upload(digest, size, encoded).await;
                     drop(permit);
                     uploaded
                 })))

@@ -52,37 +52,82 @@ pub enum BlobError {
 /// Encodes `data` as a blob. With `compress`, the payload is zstd (level 1) if that is
 /// strictly smaller than the raw data, raw otherwise.
 pub fn encode(data: &[u8], compress: bool) -> Vec<u8> {
+    encode_parts(&[data], compress)
+}
+
+/// [`encode`] of the concatenation of `parts`, without making it contiguous first (a chunk
+/// cut from a stream spans several of its buffers). The blob is the same whatever the parts.
+pub fn encode_parts<P: AsRef<[u8]>>(parts: &[P], compress: bool) -> Vec<u8> {
+    let len: usize = parts.iter().map(|p| p.as_ref().len()).sum();
     if compress
-        && !data.is_empty()
-        && let Some(blob) = encode_zstd(data)
+        && len > 0
+        && let Some(blob) = encode_zstd(parts, len)
     {
         return blob;
     }
-    let mut out = Vec::with_capacity(BLOB_HEADER_SIZE + data.len());
+    let mut crc = crc32fast::Hasher::new();
+    for part in parts {
+        crc.update(part.as_ref());
+    }
+    let mut out = Vec::with_capacity(BLOB_HEADER_SIZE + len);
     out.extend_from_slice(&BLOB_RAW_MAGIC);
-    out.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
-    out.extend_from_slice(data);
+    out.extend_from_slice(&crc.finalize().to_le_bytes());
+    for part in parts {
+        out.extend_from_slice(part.as_ref());
+    }
     out
 }
 
-/// A zstd blob if the compressed payload is strictly smaller than `data`.
-fn encode_zstd(data: &[u8]) -> Option<Vec<u8>> {
-    // Room for a payload one byte shorter than the data: zstd stops with "destination too
-    // small" as soon as compression does not pay, so incompressible data costs little.
-    let mut buf = Vec::with_capacity(BLOB_HEADER_SIZE + data.len() - 1);
-    buf.extend_from_slice(&BLOB_ZSTD_MAGIC);
-    buf.extend_from_slice(&[0u8; 4]);
-    let mut cursor = std::io::Cursor::new(buf);
-    cursor.set_position(BLOB_HEADER_SIZE as u64);
-    let mut compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok()?;
-    let written = compressor.compress_to_buffer(data, &mut cursor).ok()?;
-    let mut out = cursor.into_inner();
-    if written >= data.len() || out.len() != BLOB_HEADER_SIZE + written {
+/// A zstd blob of the `len` bytes of `parts` if its payload is strictly smaller.
+fn encode_zstd<P: AsRef<[u8]>>(parts: &[P], len: usize) -> Option<Vec<u8>> {
+    use zstd::stream::raw::{Encoder, InBuffer, Operation, OutBuffer};
+    // Room for a payload one byte shorter than the data: as soon as the output is full,
+    // compression does not pay, so incompressible data costs little.
+    let mut out = Vec::with_capacity(BLOB_HEADER_SIZE + len - 1);
+    out.extend_from_slice(&BLOB_ZSTD_MAGIC);
+    out.extend_from_slice(&[0u8; 4]);
+    ENCODER.with_borrow_mut(|encoder| {
+        if encoder.is_none() {
+            *encoder = Some(Encoder::new(ZSTD_LEVEL).ok()?);
+        }
+        let encoder = encoder.as_mut()?;
+        // Whatever an earlier call left unfinished is dropped here.
+        encoder.reinit().ok()?;
+        // The frame records the size, so decoding allocates exactly once.
+        encoder.set_pledged_src_size(Some(len as u64)).ok()?;
+        let mut output = OutBuffer::around_pos(&mut out, BLOB_HEADER_SIZE);
+        for part in parts {
+            let mut input = InBuffer::around(part.as_ref());
+            while input.pos() < input.src.len() {
+                encoder.run(&mut input, &mut output).ok()?;
+                if output.pos() == output.capacity() {
+                    return None;
+                }
+            }
+        }
+        while encoder.finish(&mut output, true).ok()? != 0 {
+            if output.pos() == output.capacity() {
+                return None;
+            }
+        }
+        Some(())
+    })?;
+    if out.len() >= BLOB_HEADER_SIZE + len {
         return None;
     }
     let crc = crc32fast::hash(&out[BLOB_HEADER_SIZE..]);
     out[8..BLOB_HEADER_SIZE].copy_from_slice(&crc.to_le_bytes());
+    // Blobs wait in queues and upload windows: hold only what they use (the allocator
+    // shrinks in place).
+    out.shrink_to_fit();
     Some(out)
+}
+
+thread_local! {
+    /// One compression context per thread, kept: a new one per blob costs its tables'
+    /// allocation and page faults every time.
+    static ENCODER: std::cell::RefCell<Option<zstd::stream::raw::Encoder<'static>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// Checks the magic and the CRC, and returns the kind and the payload.
@@ -142,6 +187,86 @@ pub fn decode_verified(
         });
     }
     Ok(data)
+}
+
+/// Checks a blob without keeping its data: magic, CRC, and that the data is at most
+/// `max_size` bytes with SHA-256 `expected`. Returns the plain size. Compressed data passes
+/// through a small buffer into the hash, so this needs the zstd window, not the chunk.
+pub fn verify(blob: &[u8], expected: &Digest, max_size: usize) -> Result<u64, BlobError> {
+    use sha2::Digest as _;
+    let (kind, payload) = check(blob)?;
+    let mut hasher = sha2::Sha256::new();
+    let size = match kind {
+        BlobKind::Raw if payload.len() > max_size => {
+            return Err(BlobError::TooLarge {
+                size: Some(payload.len() as u64),
+                max: max_size,
+            });
+        }
+        BlobKind::Raw => {
+            hasher.update(payload);
+            payload.len()
+        }
+        BlobKind::Zstd => decompress_each(payload, max_size, |data| hasher.update(data))?,
+    };
+    let actual = Digest(hasher.finalize().into());
+    if actual != *expected {
+        return Err(BlobError::DigestMismatch {
+            expected: *expected,
+            actual,
+        });
+    }
+    Ok(size as u64)
+}
+
+/// Output buffer of [`decompress_each`].
+const STREAM_BUFFER: usize = 256 << 10;
+
+/// Decompresses the zstd frames of `payload` piece by piece into `each`; returns the
+/// total size. Stops with an error past `max_size` or on a truncated frame.
+fn decompress_each(
+    payload: &[u8],
+    max_size: usize,
+    mut each: impl FnMut(&[u8]),
+) -> Result<usize, BlobError> {
+    use zstd::stream::raw::{Decoder, InBuffer, Operation, OutBuffer};
+    let io_err = |source| BlobError::Decompress { source };
+    let invalid = |msg: &str| {
+        io_err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            msg.to_string(),
+        ))
+    };
+    if payload.is_empty() {
+        return Err(invalid("empty zstd payload"));
+    }
+    let mut decoder = Decoder::new().map_err(io_err)?;
+    let mut buf = vec![0u8; STREAM_BUFFER];
+    let mut input = InBuffer::around(payload);
+    let mut total = 0usize;
+    loop {
+        let mut output = OutBuffer::around(&mut buf[..]);
+        let hint = decoder.run(&mut input, &mut output).map_err(io_err)?;
+        let n = output.pos();
+        total += n;
+        if total > max_size {
+            return Err(BlobError::TooLarge {
+                size: None,
+                max: max_size,
+            });
+        }
+        each(&buf[..n]);
+        let input_done = input.pos() == payload.len();
+        if hint == 0 {
+            // A frame ended, fully flushed: the next one, if any.
+            if input_done {
+                return Ok(total);
+            }
+            decoder.reinit().map_err(io_err)?;
+        } else if input_done && n < buf.len() {
+            return Err(invalid("truncated zstd frame"));
+        }
+    }
 }
 
 fn decompress(payload: &[u8], max_size: usize) -> Result<Vec<u8>, BlobError> {

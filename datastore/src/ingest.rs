@@ -75,21 +75,19 @@ pub enum UploadError {
 }
 
 /// Stores a chunk that a client uploaded already encoded (chunked mode). The blob is decoded
-/// and its SHA-256 and plain size are checked against what the client declared before
-/// anything is written; a known chunk is only touched.
+/// (through a small buffer, not kept) and its SHA-256 and plain size are checked against what
+/// the client declared before anything is written; a known chunk is only touched.
 pub fn store_uploaded_chunk(
     store: &ChunkStore,
     digest: &Digest,
     declared_size: u64,
     encoded: &[u8],
 ) -> Result<StoredChunk, UploadError> {
-    let data = blob::decode_verified(encoded, digest, MAX_CHUNK_SIZE).map_err(|source| {
-        UploadError::Blob {
+    let size =
+        blob::verify(encoded, digest, MAX_CHUNK_SIZE).map_err(|source| UploadError::Blob {
             digest: *digest,
             source,
-        }
-    })?;
-    let size = data.len() as u64;
+        })?;
     if size != declared_size {
         return Err(UploadError::SizeMismatch {
             digest: *digest,

@@ -25,7 +25,6 @@ use protocol::routes::{
 use protocol::types::{
     AppendChunk, ArchiveUploadResponse, ChunkUploaded, ChunkerConfig, IndexAppend, IndexCreated,
 };
-use tokio::sync::Semaphore;
 
 use super::ChunkedOutcome;
 
@@ -59,14 +58,13 @@ pub struct Uploaded {
 }
 
 impl Target {
-    /// Compresses (one chunk per core at a time) and sends one chunk.
-    pub async fn upload(
-        &self,
-        digest: Digest,
-        data: Bytes,
-        compressors: &Semaphore,
-    ) -> Result<Uploaded> {
-        let size = data.len() as u64;
+    /// Whether new chunks must be encoded for this target (a dry run sends nothing).
+    pub fn wants_bodies(&self) -> bool {
+        matches!(self, Target::Session { .. })
+    }
+
+    /// Sends one chunk, `encoded` by [`encode_chunk`]; `size` is its plain size.
+    pub async fn upload(&self, digest: Digest, size: u64, encoded: Bytes) -> Result<Uploaded> {
         let Target::Session { session, wid } = self else {
             return Ok(Uploaded {
                 digest,
@@ -76,21 +74,6 @@ impl Target {
                 bytes_stored: 0,
             });
         };
-        let corrupt = corrupt_uploads();
-        let encoded = {
-            let _permit = compressors.acquire().await.context("compressors closed")?;
-            tokio::task::spawn_blocking(move || {
-                if corrupt {
-                    let mut wrong = data.to_vec();
-                    wrong[0] ^= 0xff;
-                    return datastore::blob::encode(&wrong, true);
-                }
-                datastore::blob::encode(&data, true)
-            })
-            .await
-            .map_err(|e| anyhow!("compressing chunk {digest}: {e}"))?
-        };
-        let encoded = Bytes::from(encoded);
         let path = format!(
             "{}?{}",
             SESSION_CHUNK.path,
@@ -163,6 +146,17 @@ async fn send_with_retries(session: &Session, path: &str, body: &Bytes) -> Resul
         delay *= 2;
         attempt += 1;
     }
+}
+
+/// The blob of a chunk to upload (blocking: compression). Under the test fault
+/// `corrupt-chunk-upload` the blob holds other bytes than the chunk.
+pub fn encode_chunk(parts: &[Bytes]) -> Vec<u8> {
+    if corrupt_uploads() {
+        let mut wrong = parts.concat();
+        wrong[0] ^= 0xff;
+        return datastore::blob::encode(&wrong, true);
+    }
+    datastore::blob::encode_parts(parts, true)
 }
 
 /// Test fault `corrupt-chunk-upload` ([`crate::upload::FAULT_ENV`]): every chunk body

@@ -10,7 +10,7 @@ use datastore::chunker::{ChunkerParams, chunk_lengths};
 use datastore::digest::{Digest, ZeroDigests};
 use datastore::index::IndexChecksum;
 
-use super::{ChunkedOutcome, ChunkedPlan, Target, upload_archive};
+use super::{ChunkedOutcome, ChunkedPlan, Limits, Target, upload_archive};
 use crate::archive::EncodeStats;
 use crate::upload::{Pause, spawn_producer};
 
@@ -67,6 +67,7 @@ async fn run(data: Vec<u8>, parent: HashSet<Digest>) -> ChunkedOutcome {
         params: params(),
         parent,
         zeros: Arc::new(ZeroDigests::new()),
+        limits: Limits::new(),
     };
     upload_archive(body, plan, Target::DryRun).await.unwrap()
 }
@@ -135,6 +136,7 @@ async fn a_failed_encoder_fails_the_pipeline() {
         params: params(),
         parent: HashSet::new(),
         zeros: Arc::new(ZeroDigests::new()),
+        limits: Limits::new(),
     };
     let err = upload_archive(body, plan, Target::DryRun)
         .await

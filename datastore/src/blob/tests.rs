@@ -49,6 +49,10 @@ fn round_trips() {
                 decode_verified(&blob, &digest, MAX_CHUNK_SIZE).unwrap(),
                 data
             );
+            assert_eq!(
+                verify(&blob, &digest, MAX_CHUNK_SIZE).unwrap(),
+                data.len() as u64
+            );
         }
     }
 }
@@ -109,6 +113,9 @@ fn zstd_bomb_with_declared_size_is_refused() {
     let blob = wrap(BLOB_ZSTD_MAGIC, &payload);
     let err = decode(&blob, MAX_CHUNK_SIZE).unwrap_err();
     assert!(matches!(err, BlobError::TooLarge { size: Some(s), .. } if s == 64 << 20));
+    let digest = Digest::of(&vec![0u8; 64 << 20]);
+    let err = verify(&blob, &digest, MAX_CHUNK_SIZE).unwrap_err();
+    assert!(matches!(err, BlobError::TooLarge { .. }), "{err}");
 }
 
 #[test]
@@ -121,6 +128,8 @@ fn zstd_bomb_without_declared_size_is_refused() {
         matches!(err, BlobError::TooLarge { size: None, .. }),
         "{err}"
     );
+    let err = verify(&blob, &Digest::of(&[]), MAX_CHUNK_SIZE).unwrap_err();
+    assert!(matches!(err, BlobError::TooLarge { .. }), "{err}");
     // Within the limit, the same kind of payload decodes.
     let payload = zstd::stream::encode_all(&text(5000)[..], 1).unwrap();
     assert_eq!(
@@ -137,17 +146,42 @@ fn forged_zstd_payloads_are_errors() {
         &[0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0],
     ] {
         assert!(decode(&wrap(BLOB_ZSTD_MAGIC, payload), 1000).is_err());
+        assert!(verify(&wrap(BLOB_ZSTD_MAGIC, payload), &Digest::of(&[]), 1000).is_err());
     }
-    // Valid frame followed by garbage.
+    // Valid frame followed by garbage, or by the start of another frame.
+    let frame = zstd::bulk::compress(&text(1000), 1).unwrap();
+    for tail in [&b"trailing"[..], &frame[..frame.len() / 2]] {
+        let mut payload = frame.clone();
+        payload.extend_from_slice(tail);
+        let blob = wrap(BLOB_ZSTD_MAGIC, &payload);
+        assert!(decode(&blob, 10_000).is_err());
+        assert!(verify(&blob, &Digest::of(&text(1000)), 10_000).is_err());
+    }
+}
+
+#[test]
+fn verify_reads_concatenated_frames_as_decode_does() {
     let mut payload = zstd::bulk::compress(&text(1000), 1).unwrap();
-    payload.extend_from_slice(b"trailing");
-    assert!(decode(&wrap(BLOB_ZSTD_MAGIC, &payload), 10_000).is_err());
+    payload.extend(zstd::stream::encode_all(&noise(300_000)[..], 3).unwrap());
+    let blob = wrap(BLOB_ZSTD_MAGIC, &payload);
+    let data = decode(&blob, MAX_CHUNK_SIZE).unwrap();
+    assert_eq!(data.len(), 301_000);
+    assert_eq!(
+        verify(&blob, &Digest::of(&data), MAX_CHUNK_SIZE).unwrap(),
+        301_000
+    );
+    assert!(matches!(
+        verify(&blob, &Digest::of(&data), 300_999),
+        Err(BlobError::TooLarge { .. })
+    ));
 }
 
 #[test]
 fn wrong_digest_is_rejected() {
     let blob = encode(&text(1000), true);
     let err = decode_verified(&blob, &Digest::of(b"other"), MAX_CHUNK_SIZE).unwrap_err();
+    assert!(matches!(err, BlobError::DigestMismatch { .. }));
+    let err = verify(&blob, &Digest::of(b"other"), MAX_CHUNK_SIZE).unwrap_err();
     assert!(matches!(err, BlobError::DigestMismatch { .. }));
 }
 
@@ -164,7 +198,12 @@ proptest! {
         payload in proptest::collection::vec(any::<u8>(), 0..300),
     ) {
         let magic = if zstd_magic { BLOB_ZSTD_MAGIC } else { BLOB_RAW_MAGIC };
-        let _ = decode(&wrap(magic, &payload), 1 << 16);
+        let blob = wrap(magic, &payload);
+        let decoded = decode(&blob, 1 << 16);
+        // verify accepts exactly what decode accepts, with the digest of what it decodes.
+        let digest = decoded.as_ref().map(|d| Digest::of(d)).unwrap_or(Digest([0; 32]));
+        let verified = verify(&blob, &digest, 1 << 16);
+        prop_assert_eq!(verified.ok(), decoded.ok().map(|d| d.len() as u64));
     }
 
     #[test]
@@ -174,12 +213,29 @@ proptest! {
     }
 
     #[test]
+    fn parts_encode_as_the_whole(
+        data in proptest::collection::vec(0u8..4, 0..20_000),
+        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..6),
+        noisy: bool,
+        compress: bool,
+    ) {
+        let data = if noisy { noise(data.len()) } else { data };
+        let mut at: Vec<usize> = cuts.iter().map(|c| c.index(data.len() + 1)).collect();
+        at.push(0);
+        at.push(data.len());
+        at.sort();
+        let parts: Vec<&[u8]> = at.windows(2).map(|w| &data[w[0]..w[1]]).collect();
+        prop_assert_eq!(encode_parts(&parts, compress), encode(&data, compress));
+    }
+
+    #[test]
     fn any_bit_flip_is_detected(len in 0usize..3000, repeat: bool, bit: prop::sample::Index) {
         let data = if repeat { text(len) } else { noise(len) };
         let mut blob = encode(&data, true);
         let bit = bit.index(blob.len() * 8);
         blob[bit / 8] ^= 1 << (bit % 8);
         prop_assert!(decode(&blob, MAX_CHUNK_SIZE).is_err());
+        prop_assert!(verify(&blob, &Digest::of(&data), MAX_CHUNK_SIZE).is_err());
     }
 
     #[test]
@@ -188,5 +244,6 @@ proptest! {
         let blob = encode(&data, true);
         let keep = cut.index(blob.len());
         prop_assert!(decode(&blob[..keep], MAX_CHUNK_SIZE).is_err());
+        prop_assert!(verify(&blob[..keep], &Digest::of(&data), MAX_CHUNK_SIZE).is_err());
     }
 }

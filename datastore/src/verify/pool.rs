@@ -69,8 +69,8 @@ fn check_chunk(chunks: &ChunkStore, digest: &Digest) -> Checked {
         Err(err) => return checked(0, Err(ChunkProblem::Unreadable(err)), None),
     };
     let read_bytes = encoded.len() as u64;
-    match blob::decode_verified(&encoded, digest, MAX_CHUNK_SIZE) {
-        Ok(data) => checked(read_bytes, Ok(data.len() as u64), None),
+    match blob::verify(&encoded, digest, MAX_CHUNK_SIZE) {
+        Ok(size) => checked(read_bytes, Ok(size), None),
         Err(err) => {
             let renamed = Some(chunks.rename_bad(digest));
             checked(read_bytes, Err(ChunkProblem::Corrupt(err)), renamed)

@@ -22,7 +22,7 @@ use protocol::types::ArchiveUploadResponse;
 use crate::archive::PreviousPayload;
 use crate::chunked::previous::{DownloadGuard, PreviousSplit, open_reader, stream_archive};
 use crate::chunked::{
-    ChunkedOutcome, ChunkedPlan, Target, dry_run, target, upload_archive, upload_pieces,
+    ChunkedOutcome, ChunkedPlan, Limits, Target, dry_run, target, upload_archive, upload_pieces,
 };
 use crate::repository::RepoClient;
 use crate::upload::{EncoderStream, Piece};
@@ -57,6 +57,7 @@ pub(super) async fn upload(
             .map(|(_, index)| digests(index))
             .unwrap_or_default(),
         zeros,
+        limits: Limits::new(),
     };
     let target = Target::Session {
         session: session.clone(),
@@ -87,6 +88,7 @@ pub(super) async fn dry_run(
         params,
         parent: index.as_ref().map(digests).unwrap_or_default(),
         zeros,
+        limits: Limits::new(),
     };
     let outcome = upload_archive(body, plan, Target::DryRun).await?;
     Ok(ChunkedArchive {
@@ -244,10 +246,13 @@ pub(super) async fn split(
         }
         SplitTarget::DryRun { .. } => (Target::DryRun, Target::DryRun),
     };
+    // Both pipelines share one bound on jobs and uploads in flight.
+    let limits = Limits::new();
     let plan = |index: Option<&DynamicIndex>| ChunkedPlan {
         params,
         parent: index.map(digests).unwrap_or_default(),
         zeros: Arc::clone(&zeros),
+        limits: limits.clone(),
     };
     let meta_plan = plan(previous.as_ref().map(|p| &p.meta));
     let payload_plan = plan(previous.as_ref().map(|p| &p.payload));
