@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -241,14 +241,41 @@ impl Session {
 
 /// Reads a 200 answer's whole body (at most `limit` bytes); other statuses become errors.
 pub async fn read_ok_body(response: Response<Incoming>, limit: usize) -> Result<Bytes> {
+    read_ok_body_into(response, limit, Vec::new())
+        .await
+        .map(Bytes::from)
+}
+
+/// [`read_ok_body`] into `buf` (emptied first; grown to the announced size), so that the
+/// caller can bring a buffer of its own. Chunk bodies are megabytes in many frames: they
+/// are copied once into one buffer, not kept as a list of frames and copied at the end.
+pub async fn read_ok_body_into(
+    response: Response<Incoming>,
+    limit: usize,
+    mut buf: Vec<u8>,
+) -> Result<Vec<u8>> {
+    use hyper::body::Body as _;
     if response.status() != StatusCode::OK {
         return Err(error_from_response(response).await);
     }
-    let body = http_body_util::Limited::new(response.into_body(), limit)
-        .collect()
-        .await
-        .map_err(|e| anyhow!("reading answer: {e}"))?;
-    Ok(body.to_bytes())
+    let mut body = response.into_body();
+    let announced = body.size_hint().exact().unwrap_or(0);
+    if announced > limit as u64 {
+        bail!("reading answer: {announced} bytes announced, the limit is {limit}");
+    }
+    buf.clear();
+    buf.reserve_exact(announced as usize);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| anyhow!("reading answer: {e}"))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if buf.len() + data.len() > limit {
+            bail!("reading answer: longer than the limit of {limit} bytes");
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok(buf)
 }
 
 /// Decodes a 200 answer's `{"data": ...}`; other statuses become errors.

@@ -42,7 +42,8 @@ pub async fn read_body_exact(
     received: &[&AtomicU64],
     what: &str,
 ) -> Result<Bytes, ApiError> {
-    let mut buf = BytesMut::with_capacity(expected);
+    // A buffer of the process's pool, given back when the last `Bytes` of it is dropped.
+    let mut buf = datastore::pool::take_buffer(expected);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| ApiError::bad_request(format!("reading {what}: {e}")))?;
         if let Ok(data) = frame.into_data() {
@@ -63,7 +64,7 @@ pub async fn read_body_exact(
             buf.len()
         )));
     }
-    Ok(buf.freeze())
+    Ok(datastore::pool::into_bytes(buf))
 }
 
 /// Reads a JSON body of at most [`protocol::limits::MAX_JSON_BODY`] bytes.

@@ -311,6 +311,14 @@ impl ChunkStore {
 
     /// Reads the encoded blob of a chunk.
     pub fn read(&self, digest: &Digest) -> Result<Vec<u8>, ChunkStoreError> {
+        let mut data = Vec::new();
+        self.read_into(digest, &mut data)?;
+        Ok(data)
+    }
+
+    /// [`Self::read`] into `data` (emptied first, grown to the file's size), so that the
+    /// caller can bring a buffer of its own (one of the [`crate::pool`]).
+    pub fn read_into(&self, digest: &Digest, data: &mut Vec<u8>) -> Result<(), ChunkStoreError> {
         let path = self.chunk_path(digest);
         let file = match File::open(&path) {
             Ok(file) => file,
@@ -326,10 +334,11 @@ impl ChunkStore {
         if size > MAX_ENCODED_CHUNK_SIZE {
             return Err(ChunkStoreError::TooLarge { path, size });
         }
-        let mut data = Vec::with_capacity(size as usize);
+        data.clear();
+        data.reserve_exact(size as usize);
         // The bound also covers a file that grew after the stat.
         file.take(MAX_ENCODED_CHUNK_SIZE + 1)
-            .read_to_end(&mut data)
+            .read_to_end(data)
             .map_err(io_error("read chunk", &path))?;
         if data.len() as u64 > MAX_ENCODED_CHUNK_SIZE {
             return Err(ChunkStoreError::TooLarge {
@@ -337,7 +346,7 @@ impl ChunkStore {
                 size: data.len() as u64,
             });
         }
-        Ok(data)
+        Ok(())
     }
 }
 

@@ -9,7 +9,8 @@
 //!
 //! What this crate must not do: depend on the wire protocol, the server or the client, or on
 //! an async runtime, HTTP or TLS; hold global state (every path and option comes from the
-//! caller); use `unsafe`.
+//! caller; the only statics are the codec's [`pool`]s of zstd contexts and scratch buffers,
+//! caches that no result depends on); use `unsafe`.
 //!
 //! # Invariants
 //!
@@ -55,6 +56,7 @@ pub mod index;
 pub mod ingest;
 pub mod manifest;
 pub mod names;
+pub mod pool;
 pub mod prune;
 pub mod snapshot;
 pub mod status;

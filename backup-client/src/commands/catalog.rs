@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::restore::{Layout, load_index, open_snapshot};
 use crate::archive::{CatalogEntry, list_entries};
-use crate::download::{ChannelReader, fetch_chunks};
+use crate::download::{ChannelReader, DOWNLOADS_IN_FLIGHT, fetch_chunks};
 use crate::repository::RepoClient;
 
 pub struct CatalogRequest {
@@ -51,7 +51,7 @@ pub async fn run(client: &RepoClient, request: CatalogRequest) -> Result<Catalog
         })
         .map(|()| entries)
     });
-    let fetched = fetch_chunks(&mut session, &index, tx).await;
+    let fetched = fetch_chunks(&mut session, &index, DOWNLOADS_IN_FLIGHT, tx).await;
     let listed = lister
         .await
         .map_err(|e| anyhow!("the catalog reader failed: {e}"))?;

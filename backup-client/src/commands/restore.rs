@@ -27,7 +27,8 @@ use crate::archive::{
 };
 
 use crate::download::{
-    ChannelReader, DOWNLOADS_IN_FLIGHT, IndexedPayload, download_path, fetch_chunks,
+    ChannelReader, DOWNLOADS_IN_FLIGHT, IndexedPayload, METADATA_IN_FLIGHT, PAYLOAD_AHEAD,
+    download_path, fetch_chunks,
 };
 use crate::progress::ProgressReporter;
 use crate::repository::RepoClient;
@@ -106,7 +107,7 @@ pub async fn run(client: &RepoClient, request: RestoreRequest) -> Result<Restore
         let ahead = if selection.is_some() {
             0
         } else {
-            DOWNLOADS_IN_FLIGHT
+            PAYLOAD_AHEAD
         };
         IndexedPayload::new(
             tokio::runtime::Handle::current(),
@@ -124,7 +125,14 @@ pub async fn run(client: &RepoClient, request: RestoreRequest) -> Result<Restore
         Arc::clone(&progress),
         request.quiet,
     );
-    let (tx, rx) = mpsc::channel::<Result<Bytes, String>>(4);
+    // A split archive's metadata stream is read slowly beside its payload: fewer chunks
+    // of it wait in memory.
+    let (in_flight, queue) = if payload.is_some() {
+        (METADATA_IN_FLIGHT, 1)
+    } else {
+        (DOWNLOADS_IN_FLIGHT, 4)
+    };
+    let (tx, rx) = mpsc::channel::<Result<Bytes, String>>(queue);
     let target = request.target.clone();
     let decoder_progress = Arc::clone(&progress);
     let format = request.format;
@@ -139,7 +147,7 @@ pub async fn run(client: &RepoClient, request: RestoreRequest) -> Result<Restore
             &decoder_progress,
         )
     });
-    let fetched = fetch_chunks(&mut session, &stream_index, tx).await;
+    let fetched = fetch_chunks(&mut session, &stream_index, in_flight, tx).await;
     let decoded = decoder
         .await
         .map_err(|e| anyhow!("archive decoder failed: {e}"))?;

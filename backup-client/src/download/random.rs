@@ -23,7 +23,7 @@ use crate::archive::PayloadSource;
 /// Chunks kept after use: a file after new content points back at most past that content
 /// (an 8 MiB block, 2-3 chunks) into the chunk before it. 8 kept cost 30 MiB more peak
 /// RSS than 3 on the bench corpus.
-const CACHED_CHUNKS: usize = 4;
+const CACHED_CHUNKS: usize = 2;
 
 pub struct IndexedPayload {
     handle: Handle,

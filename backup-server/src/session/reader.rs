@@ -128,11 +128,17 @@ impl ReaderSession {
         }
         let store = Arc::clone(self.open.store.chunk_store());
         let data = blocking(move || {
-            store
-                .read(&digest)
-                .map_err(|e| anyhow::Error::new(e).context(format!("reading chunk {digest}")))
+            // A buffer of the process's pool, given back once the answer is sent.
+            let mut data = datastore::pool::take_buffer(0);
+            match store.read_into(&digest, &mut data) {
+                Ok(()) => Ok(datastore::pool::into_bytes(data)),
+                Err(e) => {
+                    datastore::pool::give_buffer(data);
+                    Err(anyhow::Error::new(e).context(format!("reading chunk {digest}")))
+                }
+            }
         })
         .await?;
-        bytes_response(Bytes::from(data))
+        bytes_response(data)
     }
 }

@@ -53,6 +53,9 @@ fn round_trips() {
                 verify(&blob, &digest, MAX_CHUNK_SIZE).unwrap(),
                 data.len() as u64
             );
+            let mut out = b"left over".to_vec();
+            decode_verified_into(&blob, &digest, MAX_CHUNK_SIZE, &mut out).unwrap();
+            assert_eq!(out, data);
         }
     }
 }
@@ -203,7 +206,10 @@ proptest! {
         // verify accepts exactly what decode accepts, with the digest of what it decodes.
         let digest = decoded.as_ref().map(|d| Digest::of(d)).unwrap_or(Digest([0; 32]));
         let verified = verify(&blob, &digest, 1 << 16);
-        prop_assert_eq!(verified.ok(), decoded.ok().map(|d| d.len() as u64));
+        let mut out = Vec::new();
+        let into = decode_verified_into(&blob, &digest, 1 << 16, &mut out).map(|()| out);
+        prop_assert_eq!(verified.ok(), decoded.as_ref().ok().map(|d| d.len() as u64));
+        prop_assert_eq!(into.ok(), decoded.ok());
     }
 
     #[test]
