@@ -337,7 +337,7 @@ fn chunk_job(
         Digest::of_parts(&parts)
     };
     let body = if encode && !parent.contains(&digest) {
-        ChunkBody::Encoded(datastore::pool::into_bytes(target::encode_chunk(&parts)))
+        ChunkBody::Encoded(Bytes::from(target::encode_chunk(&parts)))
     } else {
         ChunkBody::Dropped
     };

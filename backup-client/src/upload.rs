@@ -27,7 +27,7 @@ use api_client::http::BoxError;
 /// Size of the blocks handed from the encoder to the upload.
 const BLOCK_SIZE: usize = 1024 * 1024;
 /// Blocks that may wait in the channel: bounds memory to a few MiB.
-const CHANNEL_BLOCKS: usize = 8;
+const CHANNEL_BLOCKS: usize = 4;
 
 /// Environment variable of the test-only fault injection. `encoder-fail-after-end` makes
 /// the encoder report an error after it has written its last byte; `stall-after-first-block`
@@ -132,7 +132,9 @@ pub fn spawn_encoder(
     let fail_after_end = fault.as_deref() == Some("encoder-fail-after-end");
     spawn_producer(
         move |out| {
-            let _readahead = crate::prefetch::start(&root, options.excludes.clone());
+            let readahead = crate::prefetch::start(&root, options.excludes.clone());
+            // This encoder reads every file.
+            readahead.read_content(Arc::clone(&progress));
             let stats = crate::archive::encode_tree_with(&root, &mut *out, &progress, &options)
                 .map_err(|e| {
                     anyhow::Error::new(e).context(format!("encoding {}", root.display()))

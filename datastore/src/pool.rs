@@ -15,7 +15,7 @@ use bytes::Bytes;
 /// Idle chunk-sized buffers, shared by every thread of the process: chunk bodies received,
 /// chunks decompressed or read from disk. Buffers larger than [`KEPT_BUFFER_CAPACITY`] are
 /// freed instead of kept, so that the rare 16 MiB chunk does not pin 16 MiB per buffer.
-static BUFFERS: Pool<Vec<u8>> = Pool::new(6);
+static BUFFERS: Pool<Vec<u8>> = Pool::new(4);
 /// Largest buffer kept idle: an average chunk (4 MiB) and then some, plus a blob header.
 const KEPT_BUFFER_CAPACITY: usize = (8 << 20) + 64;
 

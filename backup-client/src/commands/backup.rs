@@ -354,9 +354,13 @@ async fn split_archive(
 ) -> Result<ArchiveSummary> {
     let progress = Arc::new(ArchiveProgress::default());
     // Inode reads start now, overlapping the download of the parent's metadata.
-    let _readahead = crate::prefetch::start(&spec.path, options.encode.excludes.clone());
+    let readahead = crate::prefetch::start(&spec.path, options.encode.excludes.clone());
     let mut started = None;
     let start = |previous: chunked_mode::PreviousForEncoder| {
+        if previous.is_none() {
+            // No parent to re-use files from: the encoder reads every file.
+            readahead.read_content(Arc::clone(&progress));
+        }
         let (meta, payload, slot) = crate::upload::spawn_split_encoder(
             spec.path.clone(),
             options.encode.clone(),
