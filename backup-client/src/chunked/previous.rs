@@ -13,7 +13,7 @@ use datastore::names::Namespace;
 use tokio::sync::mpsc;
 
 use crate::archive::PreviousPayload;
-use crate::download::{ChannelReader, METADATA_IN_FLIGHT, fetch_chunks};
+use crate::download::{ChannelReader, DOWNLOADS_IN_FLIGHT, fetch_chunks};
 use crate::repository::RepoClient;
 
 /// Chunks of the previous metadata that may wait for the encoder.
@@ -84,7 +84,7 @@ pub async fn stream_archive(
     }
     let (tx, rx) = mpsc::channel(META_QUEUE);
     let task = tokio::spawn(async move {
-        if let Err(err) = fetch_chunks(&mut session, &index, METADATA_IN_FLIGHT, tx).await {
+        if let Err(err) = fetch_chunks(&mut session, &index, DOWNLOADS_IN_FLIGHT, tx).await {
             tracing::warn!("downloading the previous metadata failed: {err:#}");
         }
     });
