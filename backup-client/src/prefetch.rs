@@ -36,7 +36,8 @@ pub struct Prefetch {
 
 impl Prefetch {
     /// From now on, also reads files' content ahead of the encoder, whose progress
-    /// (`bytes` read) paces it. Only for an encoder that reads every file.
+    /// (`bytes` read) paces it (files listed before this call are not read ahead). Only for
+    /// an encoder that reads every file.
     pub fn read_content(&self, progress: Arc<ArchiveProgress>) {
         let _ = self.content.set(progress);
     }
@@ -75,13 +76,22 @@ struct Queue {
 
 /// Starts reading ahead below `root`.
 pub fn start(root: &Path, excludes: ExcludeMatcher) -> Prefetch {
-    start_with(root, excludes, CONTENT_AHEAD)
+    start_with(root, excludes, CONTENT_AHEAD, None)
 }
 
-/// [`start`] with `content_ahead` instead of [`CONTENT_AHEAD`].
-fn start_with(root: &Path, excludes: ExcludeMatcher, content_ahead: u64) -> Prefetch {
+/// [`start`] with `content_ahead` instead of [`CONTENT_AHEAD`], and content read-ahead on
+/// from the start if `progress` is given.
+fn start_with(
+    root: &Path,
+    excludes: ExcludeMatcher,
+    content_ahead: u64,
+    progress: Option<Arc<ArchiveProgress>>,
+) -> Prefetch {
     let stop = Arc::new(AtomicBool::new(false));
     let content = Arc::new(OnceLock::new());
+    if let Some(progress) = progress {
+        let _ = content.set(progress);
+    }
     let Ok(meta) = std::fs::symlink_metadata(root) else {
         return Prefetch {
             stop,
@@ -175,15 +185,26 @@ fn run(work: &Work, stop: &AtomicBool, excludes: &ExcludeMatcher, dev: u64) {
 /// Asks the kernel to read the file at `path` into the page cache, once the encoder is
 /// less than `content_ahead` bytes behind what was asked for so far.
 fn read_ahead(path: &Path, len: u64, work: &Work, progress: &ArchiveProgress, stop: &AtomicBool) {
-    while work.advised.load(Ordering::Relaxed)
-        > progress.bytes.load(Ordering::Relaxed) + work.content_ahead
-    {
+    // Reserve the file's bytes only while under the limit (threads race for the last room).
+    loop {
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        std::thread::sleep(Duration::from_millis(2));
+        let advised = work.advised.load(Ordering::Relaxed);
+        if advised > progress.bytes.load(Ordering::Relaxed) + work.content_ahead {
+            std::thread::sleep(Duration::from_millis(2));
+            continue;
+        }
+        let reserved = work.advised.compare_exchange(
+            advised,
+            advised + len,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+        if reserved.is_ok() {
+            break;
+        }
     }
-    work.advised.fetch_add(len, Ordering::Relaxed);
     if let Ok(file) = std::fs::File::open(path) {
         let len = i64::try_from(len).unwrap_or(i64::MAX);
         // A hint: a file system that cannot read ahead just says so.
@@ -217,17 +238,18 @@ mod tests {
         }
         std::fs::write(dir.path().join("empty"), b"").unwrap();
         let excludes = ExcludeMatcher::read(&[], &["/skip/".to_string()]).unwrap();
-        let prefetch = start_with(dir.path(), excludes, 250_000);
-        // Off until asked: the tree is listed, nothing is read.
-        std::thread::sleep(Duration::from_millis(100));
+        let prefetch = start_with(dir.path(), excludes, 250_000, None);
+        // Off unless asked: the tree is listed, nothing is read.
+        wait_for("the listing", || {
+            let work = prefetch.work.as_ref().unwrap();
+            let queue = work.queue.lock().unwrap();
+            queue.waiting.is_empty() && queue.busy == 0
+        });
         assert_eq!(prefetch.advised(), 0);
 
         let progress = Arc::new(ArchiveProgress::default());
-        // Started after the listing ended: nothing more to do. A new walk is needed.
-        drop(prefetch);
         let excludes = ExcludeMatcher::read(&[], &["/skip/".to_string()]).unwrap();
-        let prefetch = start_with(dir.path(), excludes, 250_000);
-        prefetch.read_content(Arc::clone(&progress));
+        let prefetch = start_with(dir.path(), excludes, 250_000, Some(Arc::clone(&progress)));
         // The encoder has read nothing: files are asked for until 250 kB are ahead.
         wait_for("the first files", || prefetch.advised() == 300_000);
         std::thread::sleep(Duration::from_millis(100));
