@@ -49,6 +49,7 @@ pub use exclude::{ExcludeError, ExcludeMatcher, ExcludeSource};
 pub use header::HeaderError;
 pub use pax::PaxError;
 pub use sparse::SparseMapError;
+pub(crate) use split::FRESH_LIMIT;
 pub use split::previous::{EntrySource, PreviousEntries, PreviousEntry};
 pub use split::{
     ExportStats, PayloadSource, PayloadWrite, PreviousPayload, ReuseStats, ReusedChunk, Selection,

@@ -25,7 +25,7 @@ pub use payload::{PayloadSource, SequentialPayload};
 pub use planner::{PreviousPayload, ReuseStats, ReusedChunk};
 pub use select::Selection;
 pub use sink::PayloadWrite;
-pub(crate) use sink::{BytesOnly, SplitSink};
+pub(crate) use sink::{BytesOnly, FRESH_LIMIT, SplitSink};
 
 #[cfg(test)]
 #[path = "split/tests.rs"]
