@@ -3,7 +3,7 @@
 # Needs root (or sudo) only when something must be installed.
 set -euo pipefail
 
-packages=(build-essential pkg-config libssl-dev tar libarchive-tools)
+packages=(build-essential pkg-config libssl-dev tar libarchive-tools python3)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -232,8 +232,9 @@ async fn chunk_and_hash(
     tx: mpsc::Sender<Hashed>,
 ) -> Result<()> {
     let mut chunker = Chunker::new(params);
-    // The current chunk's bytes, as slices of the encoder's blocks (no copy until the cut).
-    let mut pending = Pieces::default();
+    // The current chunk's bytes, as non-empty slices of the encoder's blocks (never copied:
+    // the job hashes and compresses them in place).
+    let mut pending: Vec<Bytes> = Vec::new();
     let mut hashing = FuturesOrdered::new();
     let limit = workers();
     let submit = async |chunk: Vec<Bytes>, hashing: &mut FuturesOrdered<_>| -> Result<()> {
@@ -248,8 +249,8 @@ async fn chunk_and_hash(
         let data = match piece {
             Piece::Data(data) => data,
             Piece::Reuse(chunks) => {
-                if pending.len > 0 {
-                    submit(pending.take(), &mut hashing).await?;
+                if !pending.is_empty() {
+                    submit(std::mem::take(&mut pending), &mut hashing).await?;
                 }
                 while !hashing.is_empty() {
                     forward(&mut hashing, &tx).await?;
@@ -270,42 +271,23 @@ async fn chunk_and_hash(
         };
         let mut at = 0;
         while let Some(n) = chunker.scan(&data[at..]) {
-            pending.push(data.slice(at..at + n));
-            submit(pending.take(), &mut hashing).await?;
+            if n > 0 {
+                pending.push(data.slice(at..at + n));
+            }
+            submit(std::mem::take(&mut pending), &mut hashing).await?;
             at += n;
         }
-        pending.push(data.slice(at..));
+        if at < data.len() {
+            pending.push(data.slice(at..));
+        }
     }
-    if pending.len > 0 {
-        submit(pending.take(), &mut hashing).await?;
+    if !pending.is_empty() {
+        submit(std::mem::take(&mut pending), &mut hashing).await?;
     }
     while !hashing.is_empty() {
         forward(&mut hashing, &tx).await?;
     }
     Ok(())
-}
-
-/// The bytes of one chunk while it is being cut: slices of the blocks it spans.
-#[derive(Default)]
-struct Pieces {
-    pieces: Vec<Bytes>,
-    len: usize,
-}
-
-impl Pieces {
-    fn push(&mut self, piece: Bytes) {
-        if !piece.is_empty() {
-            self.len += piece.len();
-            self.pieces.push(piece);
-        }
-    }
-
-    /// The chunk's parts, leaving this empty. No copy: the job hashes and compresses the
-    /// parts in place, and the encoder's buffers are freed when its last chunk is done.
-    fn take(&mut self) -> Vec<Bytes> {
-        self.len = 0;
-        std::mem::take(&mut self.pieces)
-    }
 }
 
 type HashJob = AbortOnDrop<Hashed>;
@@ -373,7 +355,11 @@ async fn dispatch(
                 size,
                 from_parent: in_parent,
             },
+            ChunkBody::Dropped if target.wants_bodies() => {
+                bail!("new chunk {digest} reached the upload without its blob")
+            }
             ChunkBody::Dropped | ChunkBody::Encoded(_) => {
+                // A dry run sends nothing and wants no blob.
                 let encoded = match body {
                     ChunkBody::Encoded(encoded) => encoded,
                     _ => Bytes::new(),

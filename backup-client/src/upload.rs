@@ -336,11 +336,13 @@ const PARSED_BATCH: usize = 512;
 const PARSED_QUEUE: usize = 8;
 
 /// The previous metadata's entries, parsed on a thread of their own so that parsing runs
-/// beside the walk instead of inside it. The thread ends when the stream does, or when the
-/// encoder stops asking (its channel closes).
+/// beside the walk instead of inside it. The thread ends when the stream does (and says
+/// so: a thread that dies without saying it is an error entry, not a short stream), or
+/// when the encoder stops asking (its channel closes).
 fn parse_on_thread(meta: Box<dyn std::io::Read + Send>) -> crate::archive::EntrySource {
-    let (tx, rx) =
-        std::sync::mpsc::sync_channel::<Vec<Result<PreviousEntry, String>>>(PARSED_QUEUE);
+    type Batch = Vec<Result<PreviousEntry, String>>;
+    // `None` marks the end of the stream.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Option<Batch>>(PARSED_QUEUE);
     let spawned = std::thread::Builder::new()
         .name("previous-meta".into())
         .spawn(move || {
@@ -349,19 +351,41 @@ fn parse_on_thread(meta: Box<dyn std::io::Read + Send>) -> crate::archive::Entry
                 batch.push(entry);
                 if batch.len() == PARSED_BATCH {
                     let full = std::mem::replace(&mut batch, Vec::with_capacity(PARSED_BATCH));
-                    if tx.send(full).is_err() {
+                    if tx.send(Some(full)).is_err() {
                         return;
                     }
                 }
             }
-            let _ = tx.send(batch);
+            if tx.send(Some(batch)).is_ok() {
+                let _ = tx.send(None);
+            }
         });
     if let Err(err) = spawned {
-        let failed: Vec<Result<PreviousEntry, String>> =
-            vec![Err(format!("starting the metadata parser: {err}"))];
+        let failed: Batch = vec![Err(format!("starting the metadata parser: {err}"))];
         return Box::new(failed.into_iter());
     }
-    Box::new(rx.into_iter().flatten())
+    let mut current = Vec::new().into_iter();
+    let mut ended = false;
+    Box::new(std::iter::from_fn(move || {
+        loop {
+            if let Some(entry) = current.next() {
+                return Some(entry);
+            }
+            if ended {
+                return None;
+            }
+            match rx.recv() {
+                Ok(Some(batch)) => current = batch.into_iter(),
+                Ok(None) => ended = true,
+                Err(_) => {
+                    ended = true;
+                    return Some(Err(
+                        "the metadata parser stopped before the end of the stream".to_string(),
+                    ));
+                }
+            }
+        }
+    }))
 }
 
 /// `Write` into the channel in blocks; a closed channel is a broken pipe.

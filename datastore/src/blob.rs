@@ -8,8 +8,6 @@
 //! Pure codec: no IO. Decoding treats its input as hostile: it never panics, and it never
 //! allocates more than `max_size` (plus the input) whatever a zstd header claims.
 
-use std::io::Read;
-
 use crate::digest::Digest;
 use crate::file_formats::{BLOB_HEADER_SIZE, BLOB_RAW_MAGIC, BLOB_ZSTD_MAGIC};
 use crate::pool::Pool;
@@ -70,8 +68,8 @@ pub enum BlobError {
     DigestMismatch { expected: Digest, actual: Digest },
 }
 
-/// Encodes `data` as a blob. With `compress`, the payload is zstd (level 1) if that is
-/// strictly smaller than the raw data, raw otherwise.
+/// Encodes `data` as a blob. With `compress`, the payload is zstd (see [`ZSTD_LEVEL`]) if
+/// that is strictly smaller than the raw data, raw otherwise.
 pub fn encode(data: &[u8], compress: bool) -> Vec<u8> {
     encode_parts(&[data], compress)
 }
@@ -183,15 +181,20 @@ pub fn kind(blob: &[u8]) -> Result<BlobKind, BlobError> {
 
 /// Decodes a blob: checks magic and CRC, and decompresses to at most `max_size` bytes.
 pub fn decode(blob: &[u8], max_size: usize) -> Result<Vec<u8>, BlobError> {
-    let (kind, payload) = check(blob)?;
-    match kind {
-        BlobKind::Raw if payload.len() > max_size => Err(BlobError::TooLarge {
-            size: Some(payload.len() as u64),
-            max: max_size,
-        }),
-        BlobKind::Raw => Ok(payload.to_vec()),
-        BlobKind::Zstd => decompress(payload, max_size),
-    }
+    let mut out = Vec::new();
+    decode_into(blob, max_size, &mut out)?;
+    Ok(out)
+}
+
+/// Like [`decode`], and also checks that the SHA-256 of the data is `expected`.
+pub fn decode_verified(
+    blob: &[u8],
+    expected: &Digest,
+    max_size: usize,
+) -> Result<Vec<u8>, BlobError> {
+    let mut out = Vec::new();
+    decode_verified_into(blob, expected, max_size, &mut out)?;
+    Ok(out)
 }
 
 /// Like [`decode_verified`], into `out` (emptied first, grown as needed), so that the
@@ -202,24 +205,35 @@ pub fn decode_verified_into(
     max_size: usize,
     out: &mut Vec<u8>,
 ) -> Result<(), BlobError> {
+    decode_into(blob, max_size, out)?;
+    check_digest(expected, Digest::of(out))
+}
+
+/// [`decode`] into `out` (emptied first). Frames that declare their size (all that
+/// `encode` writes) are decompressed in one call into a buffer of exactly that size, after
+/// checking it against the limit; others piece by piece, stopping past the limit.
+fn decode_into(blob: &[u8], max_size: usize, out: &mut Vec<u8>) -> Result<(), BlobError> {
     let (kind, payload) = check(blob)?;
     out.clear();
     match kind {
-        BlobKind::Raw if payload.len() > max_size => {
-            return Err(BlobError::TooLarge {
-                size: Some(payload.len() as u64),
-                max: max_size,
-            });
+        BlobKind::Raw if payload.len() > max_size => Err(BlobError::TooLarge {
+            size: Some(payload.len() as u64),
+            max: max_size,
+        }),
+        BlobKind::Raw => {
+            out.extend_from_slice(payload);
+            Ok(())
         }
-        BlobKind::Raw => out.extend_from_slice(payload),
         BlobKind::Zstd if zstd::bulk::Decompressor::upper_bound(payload).is_some() => {
-            decompress_into(payload, max_size, out)?;
+            decompress_into(payload, max_size, out).map(drop)
         }
         BlobKind::Zstd => {
-            decompress_each(payload, max_size, |data| out.extend_from_slice(data))?;
+            decompress_each(payload, max_size, |data| out.extend_from_slice(data)).map(drop)
         }
     }
-    let actual = Digest::of(out);
+}
+
+fn check_digest(expected: &Digest, actual: Digest) -> Result<(), BlobError> {
     if actual != *expected {
         return Err(BlobError::DigestMismatch {
             expected: *expected,
@@ -227,23 +241,6 @@ pub fn decode_verified_into(
         });
     }
     Ok(())
-}
-
-/// Like [`decode`], and also checks that the SHA-256 of the data is `expected`.
-pub fn decode_verified(
-    blob: &[u8],
-    expected: &Digest,
-    max_size: usize,
-) -> Result<Vec<u8>, BlobError> {
-    let data = decode(blob, max_size)?;
-    let actual = Digest::of(&data);
-    if actual != *expected {
-        return Err(BlobError::DigestMismatch {
-            expected: *expected,
-            actual,
-        });
-    }
-    Ok(data)
 }
 
 /// Checks a blob without keeping its data: magic, CRC, and that the data is at most
@@ -266,13 +263,7 @@ pub fn verify(blob: &[u8], expected: &Digest, max_size: usize) -> Result<u64, Bl
         }
         BlobKind::Zstd => decompress_each(payload, max_size, |data| hasher.update(data))?,
     };
-    let actual = Digest(hasher.finalize().into());
-    if actual != *expected {
-        return Err(BlobError::DigestMismatch {
-            expected: *expected,
-            actual,
-        });
-    }
+    check_digest(expected, Digest(hasher.finalize().into()))?;
     Ok(size as u64)
 }
 
@@ -386,31 +377,6 @@ fn decode_frames(
             return Err(invalid("truncated zstd frame"));
         }
     }
-}
-
-fn decompress(payload: &[u8], max_size: usize) -> Result<Vec<u8>, BlobError> {
-    let io_err = |source| BlobError::Decompress { source };
-    // Exact when every frame records its size (all that `encode` writes): one allocation
-    // of the right size, after checking it against the limit.
-    if zstd::bulk::Decompressor::upper_bound(payload).is_some() {
-        let mut out = Vec::new();
-        decompress_into(payload, max_size, &mut out)?;
-        return Ok(out);
-    }
-    // Frames without a size (streamed): stop one byte past the limit.
-    let decoder = zstd::stream::read::Decoder::with_buffer(payload).map_err(io_err)?;
-    let mut out = Vec::new();
-    decoder
-        .take(max_size as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(io_err)?;
-    if out.len() > max_size {
-        return Err(BlobError::TooLarge {
-            size: None,
-            max: max_size,
-        });
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

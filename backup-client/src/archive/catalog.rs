@@ -8,11 +8,11 @@ use std::io::Read;
 
 use serde::Serialize;
 
-use super::ArchiveError;
 use super::entry::{EntryKind, display_path, relative_path};
 use super::reader::ArchiveReader;
 use super::restore_meta::lookup_acl_name;
 use super::split::format::resolve_entry;
+use super::{ArchiveError, Selection};
 
 /// One entry as `catalog` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -31,18 +31,14 @@ pub struct CatalogEntry {
     pub target: Option<String>,
 }
 
-/// Calls `each` for every entry of the archive at or below `under` (an archive path;
-/// `None` or `""` lists all). `split`: `input` is a split archive's metadata stream.
+/// Calls `each` for every entry of the archive that `under` covers (all without it).
+/// `split`: `input` is a split archive's metadata stream.
 pub fn list_entries<R: Read>(
     input: R,
     split: bool,
-    under: Option<&str>,
+    under: Option<&Selection>,
     mut each: impl FnMut(CatalogEntry),
 ) -> Result<(), ArchiveError> {
-    let under = match under {
-        Some(path) => relative_path(path.as_bytes()).unwrap_or_else(|_| path.as_bytes().to_vec()),
-        None => Vec::new(),
-    };
     let mut reader = ArchiveReader::new(input, lookup_acl_name);
     while let Some(member) = reader.next_member()? {
         let entry = if split {
@@ -56,14 +52,11 @@ pub fn list_entries<R: Read>(
         } else {
             member.entry
         };
-        // A path the restorer would refuse is listed as it is stored, not as the root.
-        let path = relative_path(&entry.path).unwrap_or_else(|_| entry.path.clone());
-        let below = under.is_empty()
-            || path == under
-            || (path.starts_with(&under) && path.get(under.len()) == Some(&b'/'));
-        if !below {
+        if under.is_some_and(|under| !under.covers(&entry.path)) {
             continue;
         }
+        // A path the restorer would refuse is listed as it is stored, not as the root.
+        let path = relative_path(&entry.path).unwrap_or_else(|_| entry.path.clone());
         let (kind, size, target) = match &entry.kind {
             EntryKind::File { size, .. } => ("file", *size, None),
             EntryKind::Directory => ("dir", 0, None),

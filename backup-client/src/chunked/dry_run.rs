@@ -7,7 +7,6 @@ use anyhow::{Context, Result};
 use api_client::http::Session;
 use datastore::index::DynamicIndex;
 use datastore::snapshot::{ParentCandidate, choose_parent, format_time};
-use protocol::routes::{self, encode_query};
 
 use crate::commands::snapshots;
 use crate::repository::RepoClient;
@@ -46,21 +45,14 @@ pub async fn open_parent(
         group.backup_id,
         format_time(time)
     );
-    let snapshot = datastore::snapshot::parse_snapshot(group.ns.parse()?, &name)?;
-    let session = crate::download::open_reader(client, group.ns, &snapshot)
-        .await
-        .context("opening a reader session on the parent snapshot")?;
+    let session = super::previous::open_reader(client, group.ns, &name).await?;
     Ok(Some((name, session)))
 }
 
 /// The parent's index of `archive`, if the parent has that archive.
 pub async fn parent_index(session: &Session, archive: &str) -> Result<Option<DynamicIndex>> {
     let file_name = datastore::names::archive_file_name(archive);
-    let path = format!(
-        "{}?{}",
-        routes::READER_DOWNLOAD.path,
-        encode_query(&[("file-name", &file_name)])
-    );
+    let path = crate::download::download_path(&file_name);
     let Some((_, bytes)) = super::target::get_if_exists(session, &path)
         .await
         .with_context(|| format!("downloading the parent's {file_name}"))?

@@ -392,8 +392,7 @@ async fn split_archive(
             )));
     };
     reporter.finish().await;
-    let (split, mut stats) = encoder_outcome(spec, result, &slot)?;
-    let notes = std::mem::take(&mut stats.notes);
+    let (split, stats) = encoder_outcome(spec, result, &slot)?;
     if let Some(session) = padding_session {
         chunked_mode::upload_padding(session, &spec.name, &stats.dead_chunks).await?;
     }
@@ -408,8 +407,8 @@ async fn split_archive(
     };
     let mut summary = chunked_summary(spec, split.payload, stats);
     summary.split = Some(split_summary);
-    summary.notes = split.notes;
-    summary.notes.extend(notes);
+    // The pipelines' notes (change detection turned off) before the encoder's.
+    summary.notes.splice(0..0, split.notes);
     let meta = split.meta;
     summary.change_detection = ChangeDetection::Metadata;
     summary.size += meta.outcome.size;

@@ -9,7 +9,7 @@ use datastore::names::{ArchiveKind, Namespace};
 use tokio::sync::mpsc;
 
 use super::restore::{Layout, load_index, open_snapshot};
-use crate::archive::{CatalogEntry, list_entries};
+use crate::archive::{CatalogEntry, Selection, list_entries};
 use crate::download::{ChannelReader, DOWNLOADS_IN_FLIGHT, fetch_chunks};
 use crate::repository::RepoClient;
 
@@ -35,6 +35,12 @@ pub async fn run(client: &RepoClient, request: CatalogRequest) -> Result<Catalog
     if datastore::names::validate_archive_name(&request.archive)? != ArchiveKind::Tar {
         bail!("'{}' is not an archive (NAME.tar)", request.archive);
     }
+    let under = request
+        .path
+        .as_ref()
+        .map(|path| Selection::new([path]))
+        .transpose()
+        .map_err(|e| anyhow!(e))?;
     let (mut session, manifest) = open_snapshot(client, &request.ns, &snapshot).await?;
     let layout = Layout::of(&manifest, &request.snapshot, &request.archive)?;
     let (file_name, split) = match &layout {
@@ -43,10 +49,9 @@ pub async fn run(client: &RepoClient, request: CatalogRequest) -> Result<Catalog
     };
     let index = load_index(&mut session, &manifest, file_name).await?;
     let (tx, rx) = mpsc::channel::<Result<Bytes, String>>(4);
-    let under = request.path.clone();
     let lister = tokio::task::spawn_blocking(move || {
         let mut entries = Vec::new();
-        list_entries(ChannelReader::new(rx), split, under.as_deref(), |e| {
+        list_entries(ChannelReader::new(rx), split, under.as_ref(), |e| {
             entries.push(e)
         })
         .map(|()| entries)

@@ -95,15 +95,19 @@ pub async fn run(client: &RepoClient, request: RestoreRequest) -> Result<Restore
     } else {
         Some(Selection::new(&request.include).map_err(|e| anyhow!(e))?)
     };
-    let mut indexes = Vec::new();
-    for file_name in layout.file_names() {
-        indexes.push(load_index(&mut session, &manifest, file_name).await?);
-    }
-    let chunks = indexes.iter().map(|i| i.entries.len() as u64).sum();
-    // The payload of a split archive is read by offset; the rest streams in order.
+    // A split archive's payload is read by offset; the metadata, or the single stream,
+    // streams in order.
+    let (stream_index, payload_index) = match &layout {
+        Layout::Single(name) => (load_index(&mut session, &manifest, name).await?, None),
+        Layout::Split { meta, payload } => (
+            load_index(&mut session, &manifest, meta).await?,
+            Some(load_index(&mut session, &manifest, payload).await?),
+        ),
+    };
+    let chunks = stream_index.entries.len() as u64
+        + payload_index.as_ref().map_or(0, |i| i.entries.len() as u64);
     let downloaded = Arc::new(AtomicU64::new(0));
-    let payload = (indexes.len() == 2).then(|| {
-        let index = indexes.pop().expect("two indexes");
+    let payload = payload_index.map(|index| {
         let ahead = if selection.is_some() {
             0
         } else {
@@ -117,7 +121,6 @@ pub async fn run(client: &RepoClient, request: RestoreRequest) -> Result<Restore
             Arc::clone(&downloaded),
         )
     });
-    let stream_index = indexes.pop().context("no index to restore")?;
 
     let progress = Arc::new(ArchiveProgress::default());
     let reporter = ProgressReporter::start(
@@ -215,14 +218,6 @@ impl Layout {
             "snapshot {snapshot} has no archive '{archive}' (it has: {})",
             names.join(", ")
         )
-    }
-
-    /// The index files, in the order `decode` takes their streams.
-    pub(crate) fn file_names(&self) -> Vec<&str> {
-        match self {
-            Layout::Single(name) => vec![name],
-            Layout::Split { meta, payload } => vec![meta, payload],
-        }
     }
 }
 

@@ -7,12 +7,11 @@
 //! tree: both layouts build the same entries, and the header of an entry read back is the
 //! header it was written with.
 
-use std::collections::HashSet;
 use std::io::{self, Read};
 
 use super::super::ArchiveError;
 use super::super::acl::NameToId;
-use super::super::entry::{EntryKind, display_path, relative_path};
+use super::super::entry::{EntryKind, display_path};
 use super::super::header::{BLOCK, encode_header};
 use super::payload::PayloadSource;
 use super::reader::SplitReader;
@@ -47,8 +46,6 @@ pub struct TarExport<M, P> {
     padding: usize,
     done: bool,
     stats: ExportStats,
-    /// With a selection: the paths exported so far (hard links need their target).
-    exported: Option<HashSet<Vec<u8>>>,
 }
 
 impl<M: Read, P: PayloadSource> TarExport<M, P> {
@@ -61,14 +58,12 @@ impl<M: Read, P: PayloadSource> TarExport<M, P> {
             padding: 0,
             done: false,
             stats: ExportStats::default(),
-            exported: None,
         }
     }
 
     /// Exports only the selected entries, reading only their payload.
     pub fn select(mut self, selection: Selection) -> Self {
         self.reader.select(selection);
-        self.exported = Some(HashSet::new());
         self
     }
 
@@ -125,19 +120,17 @@ impl<M: Read, P: PayloadSource> TarExport<M, P> {
         match self.reader.next_member()? {
             Some(member) => {
                 let entry = member.entry;
-                if let Some(exported) = &mut self.exported {
-                    let key = relative_path(&entry.path).unwrap_or_default();
-                    if let EntryKind::HardLink { target } = &entry.kind
-                        && !exported.contains(&relative_path(target).unwrap_or_default())
-                    {
-                        self.stats.warnings.push(format!(
-                            "{}: hard link to {}, which is not selected; left out",
-                            display_path(&entry.path),
-                            display_path(target)
-                        ));
-                        return Ok(true);
-                    }
-                    exported.insert(key);
+                // A hard link's target comes earlier in the stream: it was exported if
+                // the selection covers it.
+                if let EntryKind::HardLink { target } = &entry.kind
+                    && self.reader.selection().is_some_and(|s| !s.covers(target))
+                {
+                    self.stats.warnings.push(format!(
+                        "{}: hard link to {}, which is not selected; left out",
+                        display_path(&entry.path),
+                        display_path(target)
+                    ));
+                    return Ok(true);
                 }
                 for problem in member.problems {
                     let path = display_path(&entry.path);

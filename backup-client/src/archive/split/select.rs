@@ -46,6 +46,12 @@ impl Selection {
         wanted
     }
 
+    /// Whether `path` is one of the paths asked for or below one (a path that is not a
+    /// valid archive path is not). The directories above them are not covered.
+    pub(crate) fn covers(&self, path: &[u8]) -> bool {
+        relative_path(path).is_ok_and(|path| self.paths.iter().any(|top| within(&path, top)))
+    }
+
     /// The paths that matched no entry so far.
     pub fn unmatched(&self) -> Vec<String> {
         self.paths
@@ -89,6 +95,8 @@ mod tests {
         let mut s = Selection::new(["a", "b/c"]).unwrap();
         s.wants(b"a");
         assert_eq!(s.unmatched(), ["b/c"]);
+        assert!(s.covers(b"a") && s.covers(b"./a/x") && s.covers(b"b/c/d"));
+        assert!(!s.covers(b"b") && !s.covers(b"ab") && !s.covers(b"../a"));
         assert!(Selection::new(["../x"]).is_err());
         assert!(Selection::new(["/etc"]).is_err());
     }

@@ -100,7 +100,7 @@ pub(super) fn chunked_summary(
         bytes_stored: archive.response.as_ref().map_or(0, |r| r.bytes_stored),
         excluded: stats.excluded,
         split: None,
-        notes: Vec::new(),
+        notes: stats.notes,
         errors: stats.errors,
     }
 }
