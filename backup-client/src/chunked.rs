@@ -35,6 +35,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
+use datastore::blob::ChunkBuf;
 use datastore::chunker::{Chunker, ChunkerParams};
 use datastore::digest::{Digest, ZeroDigests, is_all_zero};
 use datastore::index::IndexChecksum;
@@ -207,7 +208,7 @@ struct ChunkJobs {
 
 impl ChunkJobs {
     /// Starts the job of one chunk on a blocking worker once a slot is free.
-    async fn start(&self, data: Vec<Bytes>) -> Result<HashJob> {
+    async fn start(&self, data: ChunkBuf) -> Result<HashJob> {
         let permit = Arc::clone(&self.limit)
             .acquire_owned()
             .await
@@ -232,12 +233,14 @@ async fn chunk_and_hash(
     tx: mpsc::Sender<Hashed>,
 ) -> Result<()> {
     let mut chunker = Chunker::new(params);
-    // The current chunk's bytes, as non-empty slices of the encoder's blocks (never copied:
-    // the job hashes and compresses them in place).
-    let mut pending: Vec<Bytes> = Vec::new();
+    // The current chunk's bytes, copied out of the encoder's blocks so that each block is
+    // freed as soon as it is cut (a block shared by chunks in different jobs would live until
+    // the last of them ends), into a buffer that becomes the raw blob if it does not compress.
+    let new_chunk = || ChunkBuf::new(params.avg * 2);
+    let mut pending = new_chunk();
     let mut hashing = FuturesOrdered::new();
     let limit = workers();
-    let submit = async |chunk: Vec<Bytes>, hashing: &mut FuturesOrdered<_>| -> Result<()> {
+    let submit = async |chunk: ChunkBuf, hashing: &mut FuturesOrdered<_>| -> Result<()> {
         while hashing.len() >= limit {
             forward(hashing, &tx).await?;
         }
@@ -250,7 +253,7 @@ async fn chunk_and_hash(
             Piece::Data(data) => data,
             Piece::Reuse(chunks) => {
                 if !pending.is_empty() {
-                    submit(std::mem::take(&mut pending), &mut hashing).await?;
+                    submit(std::mem::replace(&mut pending, new_chunk()), &mut hashing).await?;
                 }
                 while !hashing.is_empty() {
                     forward(&mut hashing, &tx).await?;
@@ -271,18 +274,14 @@ async fn chunk_and_hash(
         };
         let mut at = 0;
         while let Some(n) = chunker.scan(&data[at..]) {
-            if n > 0 {
-                pending.push(data.slice(at..at + n));
-            }
-            submit(std::mem::take(&mut pending), &mut hashing).await?;
+            pending.extend_from_slice(&data[at..at + n]);
+            submit(std::mem::replace(&mut pending, new_chunk()), &mut hashing).await?;
             at += n;
         }
-        if at < data.len() {
-            pending.push(data.slice(at..));
-        }
+        pending.extend_from_slice(&data[at..]);
     }
     if !pending.is_empty() {
-        submit(std::mem::take(&mut pending), &mut hashing).await?;
+        submit(pending, &mut hashing).await?;
     }
     while !hashing.is_empty() {
         forward(&mut hashing, &tx).await?;
@@ -302,24 +301,24 @@ async fn forward(hashing: &mut FuturesOrdered<HashJob>, tx: &mpsc::Sender<Hashed
     Ok(())
 }
 
-/// The job of one chunk, given as the parts it spans: its digest (all-zero chunks take
-/// theirs from the table instead of hashing) and, unless the parent index holds it or
-/// `encode` is off, its blob. The plain bytes are dropped here. A chunk that repeats within
-/// the archive is compressed again (rare; the dispatcher sends it once).
+/// The job of one chunk: its digest (all-zero chunks take theirs from the table instead of
+/// hashing) and, unless the parent index holds it or `encode` is off, its blob. The plain
+/// bytes are dropped here (their buffer goes back to the pool, or is the raw blob). A chunk
+/// that repeats within the archive is compressed again (rare; the dispatcher sends it once).
 fn chunk_job(
-    parts: Vec<Bytes>,
+    chunk: ChunkBuf,
     zeros: &ZeroDigests,
     parent: &HashSet<Digest>,
     encode: bool,
 ) -> Hashed {
-    let size: usize = parts.iter().map(Bytes::len).sum();
-    let digest = if parts.iter().all(|part| is_all_zero(part)) {
+    let size = chunk.len();
+    let digest = if is_all_zero(chunk.data()) {
         zeros.digest(size)
     } else {
-        Digest::of_parts(&parts)
+        Digest::of(chunk.data())
     };
     let body = if encode && !parent.contains(&digest) {
-        ChunkBody::Encoded(Bytes::from(target::encode_chunk(&parts)))
+        ChunkBody::Encoded(datastore::pool::into_bytes(target::encode_chunk(chunk)))
     } else {
         ChunkBody::Dropped
     };

@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use datastore::pool::BufferPool;
 use hyper::body::{Body, Frame};
 use tokio::sync::{mpsc, oneshot};
 
@@ -28,6 +29,11 @@ use api_client::http::BoxError;
 const BLOCK_SIZE: usize = 1024 * 1024;
 /// Blocks that may wait in the channel: bounds memory to a few MiB.
 const CHANNEL_BLOCKS: usize = 4;
+/// Idle blocks: a block is read once downstream (cut and copied, or sent) and dropped, so
+/// the same few buffers go round instead of a fresh allocation per MiB of archive (page
+/// faults, arenas that grow). As many as two streams hold at once (channels, writers, the
+/// blocks being cut) and then some: a block freed for want of room costs a fresh one.
+static BLOCKS: BufferPool = BufferPool::new(4 * CHANNEL_BLOCKS, BLOCK_SIZE, BLOCK_SIZE);
 
 /// Environment variable of the test-only fault injection. `encoder-fail-after-end` makes
 /// the encoder report an error after it has written its last byte; `stall-after-first-block`
@@ -162,11 +168,7 @@ pub fn spawn_producer(
     std::thread::Builder::new()
         .name("archive-encoder".into())
         .spawn(move || {
-            let mut writer = ChannelWriter {
-                tx,
-                buf: BytesMut::with_capacity(BLOCK_SIZE),
-                pause: Some(pause),
-            };
+            let mut writer = ChannelWriter::new(tx, Some(pause));
             let result = produce(&mut writer).and_then(|stats| {
                 writer.flush()?;
                 Ok(stats)
@@ -263,16 +265,8 @@ pub fn spawn_split_encoder(
     std::thread::Builder::new()
         .name("archive-encoder".into())
         .spawn(move || {
-            let mut meta = ChannelWriter {
-                tx: meta_tx,
-                buf: BytesMut::with_capacity(BLOCK_SIZE),
-                pause: Some(pause),
-            };
-            let mut payload = ChannelWriter {
-                tx: payload_tx,
-                buf: BytesMut::with_capacity(BLOCK_SIZE),
-                pause: None,
-            };
+            let mut meta = ChannelWriter::new(meta_tx, Some(pause));
+            let mut payload = ChannelWriter::new(payload_tx, None);
             let encoded = match previous {
                 Some((previous_meta, previous_payload)) => {
                     crate::archive::encode_tree_split_reusing(
@@ -391,12 +385,20 @@ fn parse_on_thread(meta: Box<dyn std::io::Read + Send>) -> crate::archive::Entry
 /// `Write` into the channel in blocks; a closed channel is a broken pipe.
 struct ChannelWriter<T> {
     tx: mpsc::Sender<T>,
-    buf: BytesMut,
+    buf: Vec<u8>,
     /// Applied once, after the first block.
     pause: Option<Pause>,
 }
 
 impl<T: From<Bytes>> ChannelWriter<T> {
+    fn new(tx: mpsc::Sender<T>, pause: Option<Pause>) -> Self {
+        Self {
+            tx,
+            buf: BLOCKS.take(BLOCK_SIZE),
+            pause,
+        }
+    }
+
     fn send(&mut self, item: T) -> std::io::Result<()> {
         self.tx.blocking_send(item).map_err(|_| {
             std::io::Error::new(
@@ -410,9 +412,8 @@ impl<T: From<Bytes>> ChannelWriter<T> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let block = self.buf.split().freeze();
-        self.buf.reserve(BLOCK_SIZE);
-        self.send(T::from(block))?;
+        let block = std::mem::replace(&mut self.buf, BLOCKS.take(BLOCK_SIZE));
+        self.send(T::from(BLOCKS.bytes(block)))?;
         if let Some(pause) = self.pause.take() {
             pause.wait();
         }

@@ -29,15 +29,6 @@ impl Digest {
         Digest(Sha256::digest(data).into())
     }
 
-    /// SHA-256 of the concatenation of `parts`.
-    pub fn of_parts<P: AsRef<[u8]>>(parts: &[P]) -> Digest {
-        let mut hasher = Sha256::new();
-        for part in parts {
-            hasher.update(part.as_ref());
-        }
-        Digest(hasher.finalize().into())
-    }
-
     /// 64 lowercase hex digits.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
@@ -179,11 +170,6 @@ mod tests {
         assert_eq!(
             Digest::of(b"").to_hex(),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
-        assert_eq!(Digest::of_parts::<&[u8]>(&[]), Digest::of(b""));
-        assert_eq!(
-            Digest::of_parts(&[&b"ab"[..], b"", b"c"]),
-            Digest::of(b"abc")
         );
     }
 

@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use api_client::http::{Session, decode_json, error_from_response, full_body};
 use bytes::Bytes;
+use datastore::blob::ChunkBuf;
 use datastore::chunker::ChunkerParams;
 use datastore::digest::Digest;
 use datastore::index::DynamicIndex;
@@ -150,13 +151,13 @@ async fn send_with_retries(session: &Session, path: &str, body: &Bytes) -> Resul
 
 /// The blob of a chunk to upload (blocking: compression). Under the test fault
 /// `corrupt-chunk-upload` the blob holds other bytes than the chunk.
-pub fn encode_chunk(parts: &[Bytes]) -> Vec<u8> {
+pub fn encode_chunk(chunk: ChunkBuf) -> Vec<u8> {
     if corrupt_uploads() {
-        let mut wrong = parts.concat();
+        let mut wrong = chunk.data().to_vec();
         wrong[0] ^= 0xff;
         return datastore::blob::encode(&wrong, true);
     }
-    datastore::blob::encode_parts(parts, true)
+    chunk.into_blob(true)
 }
 
 /// Test fault `corrupt-chunk-upload` ([`crate::upload::FAULT_ENV`]): every chunk body

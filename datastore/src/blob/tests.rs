@@ -219,7 +219,7 @@ proptest! {
     }
 
     #[test]
-    fn parts_encode_as_the_whole(
+    fn a_chunk_buffer_encodes_as_the_whole(
         data in proptest::collection::vec(0u8..4, 0..20_000),
         cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..6),
         noisy: bool,
@@ -230,8 +230,12 @@ proptest! {
         at.push(0);
         at.push(data.len());
         at.sort();
-        let parts: Vec<&[u8]> = at.windows(2).map(|w| &data[w[0]..w[1]]).collect();
-        prop_assert_eq!(encode_parts(&parts, compress), encode(&data, compress));
+        let mut chunk = ChunkBuf::new(at[1]);
+        for w in at.windows(2) {
+            chunk.extend_from_slice(&data[w[0]..w[1]]);
+        }
+        prop_assert_eq!(chunk.data(), &data[..]);
+        prop_assert_eq!(chunk.into_blob(compress), encode(&data, compress));
     }
 
     #[test]
