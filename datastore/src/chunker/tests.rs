@@ -200,8 +200,13 @@ proptest! {
             .filter(|&b| b <= at || b > at + shift)
             .map(|b| if b > at { b - shift } else { b })
             .collect();
-        // The two chunkings re-synchronise within a few chunks, and stay identical after.
-        let resync = before[8];
+        // Once both chunkings cut at the same place after the insertion they are identical
+        // from there on. How soon that happens has no bound (the minimum chunk size lets a
+        // change move the next cuts, and those the ones after: 12 chunks in a case proptest
+        // found), but in 400 kB of random data it does happen.
+        let resync = before.iter().copied().find(|b| *b > at && after.contains(b));
+        prop_assert!(resync.is_some(), "no common cut after the insertion");
+        let resync = resync.unwrap_or_default();
         let tail = |v: &[usize]| v.iter().copied().filter(|&b| b >= resync).collect::<Vec<_>>();
         prop_assert_eq!(tail(&before), tail(&after));
     }
