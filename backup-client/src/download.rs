@@ -56,14 +56,46 @@ pub fn download_path(file_name: &str) -> String {
     )
 }
 
-/// Downloads and verifies every chunk of `index` in order into `tx`, `in_flight` at once.
-/// Returns the encoded bytes downloaded. On failure the decoder is sent the error, so a
-/// short archive can never look complete.
+/// When a fetched chunk is decoded (decompressed and checked against its digest).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decode {
+    /// On a blocking worker as soon as it arrives, beside the other downloads: for a
+    /// stream that is mostly file content, where decoding costs as much as the reading.
+    OnFetch,
+    /// By the reader, when it gets to the chunk: chunks wait compressed (a metadata stream
+    /// compresses 5-10 times), so only the one being read is held decoded.
+    OnRead,
+}
+
+/// A chunk on its way to the reader: its bytes, or its blob that the reader decodes.
+pub enum Fetched {
+    Plain(Bytes),
+    Blob {
+        blob: Bytes,
+        digest: Digest,
+        len: usize,
+    },
+}
+
+impl Fetched {
+    /// The chunk's checked plain bytes.
+    fn into_plain(self) -> Result<Bytes> {
+        match self {
+            Fetched::Plain(data) => Ok(data),
+            Fetched::Blob { blob, digest, len } => decode_checked(blob, &digest, len),
+        }
+    }
+}
+
+/// Downloads every chunk of `index` in order into `tx`, `in_flight` at once, decoded as
+/// `decode` says. Returns the encoded bytes downloaded. On failure the reader is sent the
+/// error, so a short archive can never look complete.
 pub async fn fetch_chunks(
     session: &mut Session,
     index: &DynamicIndex,
     in_flight: usize,
-    tx: mpsc::Sender<Result<Bytes, String>>,
+    decode: Decode,
+    tx: mpsc::Sender<Result<Fetched, String>>,
 ) -> Result<u64> {
     let mut inflight = FuturesOrdered::new();
     let mut queue: VecDeque<usize> = (0..index.entries.len()).collect();
@@ -74,14 +106,24 @@ pub async fn fetch_chunks(
             let entry = index.entries[i];
             let range = index.chunk_range(i);
             let sender = session.sender.clone();
+            let len = (range.end - range.start) as usize;
             // A task of its own: its response body is read even while the channel is full,
             // so unread bodies never hold the connection's flow-control window that other
             // downloads on it (a split archive's payload) need.
-            inflight.push_back(Spawned(tokio::spawn(fetch_chunk(
-                sender,
-                entry.digest,
-                (range.end - range.start) as usize,
-            ))));
+            inflight.push_back(Spawned(tokio::spawn(async move {
+                match decode {
+                    Decode::OnFetch => {
+                        let (data, encoded) = fetch_chunk(sender, entry.digest, len).await?;
+                        Ok((Fetched::Plain(data), encoded))
+                    }
+                    Decode::OnRead => {
+                        let blob = download_blob(sender, entry.digest).await?;
+                        let encoded = blob.len();
+                        let digest = entry.digest;
+                        Ok((Fetched::Blob { blob, digest, len }, encoded))
+                    }
+                }
+            })));
         }
         let Some(result) = inflight.next().await else {
             break;
@@ -105,7 +147,7 @@ pub async fn fetch_chunks(
 
 /// A spawned chunk download, aborted when dropped (a restore that stops leaves none
 /// running).
-struct Spawned(tokio::task::JoinHandle<Result<(Bytes, usize)>>);
+struct Spawned(tokio::task::JoinHandle<Result<(Fetched, usize)>>);
 
 impl Drop for Spawned {
     fn drop(&mut self) {
@@ -114,7 +156,7 @@ impl Drop for Spawned {
 }
 
 impl std::future::Future for Spawned {
-    type Output = Result<(Bytes, usize)>;
+    type Output = Result<(Fetched, usize)>;
 
     fn poll(
         mut self: std::pin::Pin<&mut Self>,
@@ -133,6 +175,18 @@ pub(crate) async fn fetch_chunk(
     digest: Digest,
     expected_len: usize,
 ) -> Result<(Bytes, usize)> {
+    let blob = download_blob(sender, digest).await?;
+    let encoded_len = blob.len();
+    let data =
+        tokio::task::spawn_blocking(move || decode_checked(blob, &digest, expected_len)).await??;
+    Ok((data, encoded_len))
+}
+
+/// Downloads the blob of one chunk, retrying failed downloads. It is not checked yet.
+async fn download_blob(
+    sender: hyper::client::conn::http2::SendRequest<api_client::http::RequestBody>,
+    digest: Digest,
+) -> Result<Bytes> {
     let path = format!(
         "{}?{}",
         routes::READER_CHUNK.path,
@@ -155,25 +209,26 @@ pub(crate) async fn fetch_chunk(
         }
         .await;
         match result {
-            Ok(blob) => {
-                let encoded_len = blob.len();
-                let data = tokio::task::spawn_blocking(move || decode_chunk(blob, &digest))
-                    .await?
-                    .with_context(|| format!("chunk {digest} is damaged"))?;
-                if data.len() != expected_len {
-                    bail!(
-                        "chunk {digest} has {} bytes, the index says {expected_len}",
-                        data.len()
-                    );
-                }
-                return Ok((data, encoded_len));
-            }
+            Ok(blob) => return Ok(blob),
             Err(err) => last_error = Some(err),
         }
     }
     Err(last_error
         .unwrap_or_else(|| anyhow!("no attempt made"))
         .context(format!("downloading chunk {digest}")))
+}
+
+/// A chunk's plain bytes from its blob, checked against its digest and its length in the
+/// index (blocking: decompression).
+fn decode_checked(blob: Bytes, digest: &Digest, expected_len: usize) -> Result<Bytes> {
+    let data = decode_chunk(blob, digest).with_context(|| format!("chunk {digest} is damaged"))?;
+    if data.len() != expected_len {
+        bail!(
+            "chunk {digest} has {} bytes, the index says {expected_len}",
+            data.len()
+        );
+    }
+    Ok(data)
 }
 
 /// A chunk's plain bytes from its blob, checked against its digest. A raw blob's data is
@@ -202,12 +257,12 @@ fn decode_chunk(blob: Bytes, digest: &Digest) -> Result<Bytes, datastore::blob::
 /// `Read` over the chunks the fetcher sends; an error item becomes an IO error, so a
 /// failed download is never mistaken for the end of the archive.
 pub struct ChannelReader {
-    rx: mpsc::Receiver<Result<Bytes, String>>,
+    rx: mpsc::Receiver<Result<Fetched, String>>,
     current: Bytes,
 }
 
 impl ChannelReader {
-    pub fn new(rx: mpsc::Receiver<Result<Bytes, String>>) -> Self {
+    pub fn new(rx: mpsc::Receiver<Result<Fetched, String>>) -> Self {
         Self {
             rx,
             current: Bytes::new(),
@@ -219,7 +274,11 @@ impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.current.is_empty() {
             match self.rx.blocking_recv() {
-                Some(Ok(data)) => self.current = data,
+                Some(Ok(fetched)) => {
+                    self.current = fetched
+                        .into_plain()
+                        .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
+                }
                 Some(Err(msg)) => return Err(std::io::Error::other(msg)),
                 None => return Ok(0),
             }

@@ -4,13 +4,12 @@
 //! downloaded whole (and its contents read past).
 
 use anyhow::{Context, Result, anyhow, bail};
-use bytes::Bytes;
 use datastore::names::{ArchiveKind, Namespace};
 use tokio::sync::mpsc;
 
 use super::restore::{Layout, load_index, open_snapshot};
 use crate::archive::{CatalogEntry, Selection, list_entries};
-use crate::download::{ChannelReader, DOWNLOADS_IN_FLIGHT, fetch_chunks};
+use crate::download::{ChannelReader, DOWNLOADS_IN_FLIGHT, Decode, fetch_chunks};
 use crate::repository::RepoClient;
 
 pub struct CatalogRequest {
@@ -48,7 +47,7 @@ pub async fn run(client: &RepoClient, request: CatalogRequest) -> Result<Catalog
         Layout::Split { meta, .. } => (meta.as_str(), true),
     };
     let index = load_index(&mut session, &manifest, file_name).await?;
-    let (tx, rx) = mpsc::channel::<Result<Bytes, String>>(4);
+    let (tx, rx) = mpsc::channel(4);
     let lister = tokio::task::spawn_blocking(move || {
         let mut entries = Vec::new();
         list_entries(ChannelReader::new(rx), split, under.as_ref(), |e| {
@@ -56,7 +55,14 @@ pub async fn run(client: &RepoClient, request: CatalogRequest) -> Result<Catalog
         })
         .map(|()| entries)
     });
-    let fetched = fetch_chunks(&mut session, &index, DOWNLOADS_IN_FLIGHT, tx).await;
+    let fetched = fetch_chunks(
+        &mut session,
+        &index,
+        DOWNLOADS_IN_FLIGHT,
+        Decode::OnRead,
+        tx,
+    )
+    .await;
     let listed = lister
         .await
         .map_err(|e| anyhow!("the catalog reader failed: {e}"))?;

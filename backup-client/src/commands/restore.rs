@@ -14,7 +14,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use api_client::http::Session;
-use bytes::Bytes;
 use datastore::index::DynamicIndex;
 use datastore::manifest::BackupManifest;
 use datastore::names::{ArchiveKind, MANIFEST_NAME, Namespace};
@@ -27,7 +26,7 @@ use crate::archive::{
 };
 
 use crate::download::{
-    ChannelReader, DOWNLOADS_IN_FLIGHT, IndexedPayload, METADATA_IN_FLIGHT, PAYLOAD_AHEAD,
+    ChannelReader, DOWNLOADS_IN_FLIGHT, Decode, IndexedPayload, METADATA_IN_FLIGHT, PAYLOAD_AHEAD,
     download_path, fetch_chunks,
 };
 use crate::progress::ProgressReporter;
@@ -129,13 +128,13 @@ pub async fn run(client: &RepoClient, request: RestoreRequest) -> Result<Restore
         request.quiet,
     );
     // A split archive's metadata stream is read slowly beside its payload: fewer chunks
-    // of it wait in memory.
-    let (in_flight, queue) = if payload.is_some() {
-        (METADATA_IN_FLIGHT, 1)
+    // of it wait, compressed, and the reader decodes each when it gets to it.
+    let (in_flight, queue, decode_at) = if payload.is_some() {
+        (METADATA_IN_FLIGHT, 1, Decode::OnRead)
     } else {
-        (DOWNLOADS_IN_FLIGHT, 4)
+        (DOWNLOADS_IN_FLIGHT, 4, Decode::OnFetch)
     };
-    let (tx, rx) = mpsc::channel::<Result<Bytes, String>>(queue);
+    let (tx, rx) = mpsc::channel(queue);
     let target = request.target.clone();
     let decoder_progress = Arc::clone(&progress);
     let format = request.format;
@@ -150,7 +149,7 @@ pub async fn run(client: &RepoClient, request: RestoreRequest) -> Result<Restore
             &decoder_progress,
         )
     });
-    let fetched = fetch_chunks(&mut session, &stream_index, in_flight, tx).await;
+    let fetched = fetch_chunks(&mut session, &stream_index, in_flight, decode_at, tx).await;
     let decoded = decoder
         .await
         .map_err(|e| anyhow!("archive decoder failed: {e}"))?;
