@@ -557,3 +557,60 @@ fn bad_input_on_chunked_routes_gets_400_and_changes_nothing() {
         || e2e::harness::disk_state(&server.store_path) == before,
     );
 }
+
+#[test]
+fn a_session_opens_at_most_64_indexes_even_when_asked_at_once() {
+    let server = server();
+    runtime().block_on(async {
+        let mut session = open(&server, "many", T0).await;
+        // 70 requests on the one connection at once: the bound is checked and taken in one
+        // step, so exactly 64 succeed whatever their order.
+        let mut requests = tokio::task::JoinSet::new();
+        for i in 0..70 {
+            let mut session = session.clone();
+            requests.spawn(async move {
+                let path = format!("/index?archive-name=a{i}.tar");
+                call(&mut session, Method::POST, &path, vec![]).await
+            });
+        }
+        let replies = requests.join_all().await;
+        let opened: Vec<u64> = replies
+            .iter()
+            .filter(|r| r.status == 200)
+            .map(|r| {
+                let created: DataResponse<protocol::types::IndexCreated> =
+                    serde_json::from_slice(&r.body).unwrap();
+                created.data.wid
+            })
+            .collect();
+        assert_eq!(opened.len(), 64);
+        for reply in replies.iter().filter(|r| r.status != 200) {
+            reply.refused("64 open indexes already");
+        }
+        call(
+            &mut session,
+            Method::POST,
+            "/index?archive-name=b.tar",
+            vec![],
+        )
+        .await
+        .refused("64 open indexes already");
+        // Closing one frees its place.
+        let closed = call(
+            &mut session,
+            Method::POST,
+            &format!("/index/close?{}", close_query(opened[0], &[])),
+            vec![],
+        )
+        .await;
+        assert_eq!(closed.status, 200, "{}", closed.message);
+        let reopened = call(
+            &mut session,
+            Method::POST,
+            "/index?archive-name=b.tar",
+            vec![],
+        )
+        .await;
+        assert_eq!(reopened.status, 200, "{}", reopened.message);
+    });
+}

@@ -43,6 +43,10 @@ pub(super) struct ChunkedState {
     next_wid: AtomicU64,
     /// Chunk bodies read and checked at once; the rest wait in HTTP/2 flow control.
     uploads: tokio::sync::Semaphore,
+    /// One permit per index that may be open ([`MAX_OPEN_INDEXES`]): taken before an index
+    /// is created, so that requests running at once cannot open more between check and
+    /// insert.
+    index_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// An index being written.
@@ -51,6 +55,8 @@ struct OpenIndex {
     file_name: String,
     writer: tokio::sync::Mutex<IndexWriterState>,
     uploads: UploadCounters,
+    /// Given back when the index leaves the open set.
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 struct IndexWriterState {
@@ -74,6 +80,7 @@ impl ChunkedState {
             indexes: Mutex::new(HashMap::new()),
             next_wid: AtomicU64::new(1),
             uploads: tokio::sync::Semaphore::new(2 * crate::ingest::inflight_limit()),
+            index_slots: Arc::new(tokio::sync::Semaphore::new(MAX_OPEN_INDEXES)),
         }
     }
 
@@ -281,11 +288,13 @@ impl BackupSession {
     ) -> ApiResult<Response<Full<Bytes>>> {
         let params: ArchiveUploadParams = parse_query(req.uri().query())?;
         let file_name = index_file_name(&params.archive_name)?;
-        if self.chunked.indexes().len() >= MAX_OPEN_INDEXES {
-            return Err(ApiError::bad_request(format!(
-                "this session has {MAX_OPEN_INDEXES} open indexes already: close one first"
-            )));
-        }
+        let slot = Arc::clone(&self.chunked.index_slots)
+            .try_acquire_owned()
+            .map_err(|_| {
+                ApiError::bad_request(format!(
+                    "this session has {MAX_OPEN_INDEXES} open indexes already: close one first"
+                ))
+            })?;
         self.reserve(&file_name).await?;
         let path = self
             .open
@@ -309,6 +318,7 @@ impl BackupSession {
                 appended: AppendState::default(),
             }),
             uploads: UploadCounters::default(),
+            _slot: slot,
         };
         self.chunked.indexes().insert(wid, Arc::new(index));
         self.task.log(format!(
@@ -471,19 +481,23 @@ impl BackupSession {
         })
         .await;
         self.chunked.indexes().remove(&params.wid);
-        let stats = match closed {
-            Ok(stats) if stats.csum == csum && stats.chunks == params.chunk_count => stats,
-            Ok(stats) => {
-                self.unreserve(&index.file_name).await;
-                return Err(ApiError::Internal(anyhow::anyhow!(
-                    "index {} closed with {} chunks and checksum {}, expected {} and {csum}",
-                    index.file_name,
-                    stats.chunks,
-                    stats.csum,
-                    params.chunk_count
-                )));
-            }
+        let checked = match closed {
+            Ok(stats) if stats.csum == csum && stats.chunks == params.chunk_count => Ok(stats),
+            Ok(stats) => Err(ApiError::Internal(anyhow::anyhow!(
+                "index {} closed with {} chunks and checksum {}, expected {} and {csum}",
+                index.file_name,
+                stats.chunks,
+                stats.csum,
+                params.chunk_count
+            ))),
+            Err(err) => Err(err),
+        };
+        let stats = match checked {
+            Ok(stats) => stats,
             Err(err) => {
+                // The file may have been renamed into place before the check failed: it
+                // must not stay in the snapshot without a manifest entry.
+                self.discard_index_file(&index.file_name).await;
                 self.unreserve(&index.file_name).await;
                 return Err(err);
             }
@@ -516,6 +530,27 @@ impl BackupSession {
             response.bytes_stored
         ));
         json_response(&response)
+    }
+
+    /// Removes a closed index's file that will not be in the manifest (a failed close).
+    /// A file that cannot be removed is logged: the session fails either way.
+    async fn discard_index_file(&self, file_name: &str) {
+        let path = self
+            .open
+            .store
+            .snapshot_path(&self.snapshot)
+            .join(file_name);
+        let removed = blocking(move || match std::fs::remove_file(&path) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                Err(anyhow::Error::new(err).context(format!("removing {}", path.display())))
+            }
+            _ => Ok(()),
+        })
+        .await;
+        if let Err(err) = removed {
+            self.task
+                .log(format!("the failed index stays behind: {err}"));
+        }
     }
 
     /// Forgets an index whose writer failed; its name is free again, and `finish` refuses
