@@ -259,6 +259,18 @@ impl TestServer {
     }
 
     /// Runs an admin command with `--output-format json`; panics unless it succeeded.
+    /// Runs a verify job on the store and checks that it found nothing wrong.
+    pub fn verify_ok(&self) {
+        let verify = self.admin_json(&["verify", Self::STORE]);
+        assert_eq!(verify["status"], "ok", "{verify}");
+    }
+
+    /// Restores archive `root.tar` of `snapshot` into `target` and returns the summary.
+    pub fn restore(&self, snapshot: &str, target: &Path) -> serde_json::Value {
+        let target = target.to_str().expect("test paths are UTF-8");
+        self.client_json(&["restore", snapshot, "root.tar", target])
+    }
+
     pub fn admin_json(&self, args: &[&str]) -> serde_json::Value {
         let output = run_ok(self.admin(args).args(["--output-format", "json"]));
         serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
@@ -298,6 +310,11 @@ impl Drop for TestServer {
 }
 
 /// Runs a command and panics with its output unless it exits 0.
+/// Field `key` of a JSON summary as a number.
+pub fn u(v: &serde_json::Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap_or_else(|| panic!("no {key} in {v}"))
+}
+
 pub fn run_ok(cmd: &mut Command) -> Output {
     let output = cmd
         .output()

@@ -2,14 +2,8 @@
 //! entry kind, restore it, and the restored tree equals the source in content and
 //! metadata; a second backup deduplicates.
 
-use e2e::harness::TestServer;
+use e2e::harness::{TestServer, u};
 use e2e::tree::{TreeOptions, assert_same_tree, compare_trees, generate_tree};
-
-fn u(v: &serde_json::Value, key: &str) -> u64 {
-    v[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("summary has no {key}: {v}"))
-}
 
 #[test]
 fn round_trip_restores_every_entry_kind() {

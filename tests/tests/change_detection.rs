@@ -10,12 +10,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use datastore::index::DynamicIndex;
-use e2e::harness::{ServerOptions, TestServer};
+use e2e::harness::{ServerOptions, TestServer, u};
 use e2e::tree::{TreeOptions, assert_same_tree, generate_tree};
-
-fn u(v: &serde_json::Value, key: &str) -> u64 {
-    v[key].as_u64().unwrap_or_else(|| panic!("no {key} in {v}"))
-}
 
 /// 2,000 files of 1-15 KiB in 40 directories (a source tree in miniature).
 fn source_tree(root: &Path) -> Vec<PathBuf> {
@@ -38,10 +34,6 @@ fn source_tree(root: &Path) -> Vec<PathBuf> {
         }
     }
     files
-}
-
-fn restore(server: &TestServer, snapshot: &str, target: &Path) -> serde_json::Value {
-    server.client_json(&["restore", snapshot, "root.tar", target.to_str().unwrap()])
 }
 
 /// The archive of `snapshot` as one tar file at `file` (`restore --format tar`), read back.
@@ -137,11 +129,11 @@ fn unchanged_and_one_percent_changed_rebackups_send_only_what_changed() {
 
     // Both states restore byte-exactly.
     let r_old = work.path().join("r-old");
-    restore(&server, &unchanged, &r_old);
+    server.restore(&unchanged, &r_old);
     assert_same_tree(&snapshot_copy, &r_old);
     let r_new = work.path().join("r-new");
     let third_snapshot = third["snapshot"].as_str().unwrap();
-    restore(&server, third_snapshot, &r_new);
+    server.restore(third_snapshot, &r_new);
     assert_same_tree(&source, &r_new);
     // Its payload points back and forth into re-used chunks; the tar export is still the
     // very stream a one-tar-stream backup of the same tree exports.
@@ -153,8 +145,7 @@ fn unchanged_and_one_percent_changed_rebackups_send_only_what_changed() {
             == export(single["snapshot"].as_str().unwrap(), "single.tar"),
         "the split export differs from the single layout's"
     );
-    let verify = server.admin_json(&["verify", TestServer::STORE]);
-    assert_eq!(verify["status"], "ok", "{verify}");
+    server.verify_ok();
 }
 
 #[test]
@@ -190,7 +181,7 @@ fn a_file_changed_behind_an_unchanged_size_and_mtime_is_read_for_its_new_ctime()
     assert_eq!(u(&second, "bytes_read"), after.len(), "{second}");
     assert_eq!(u(&second["archives"][0]["split"], "reused_files"), 1999);
     let restored = work.path().join("restored");
-    restore(&server, second["snapshot"].as_str().unwrap(), &restored);
+    server.restore(second["snapshot"].as_str().unwrap(), &restored);
     assert_same_tree(&source, &restored);
 }
 
@@ -279,7 +270,7 @@ fn many_rounds_of_changes_keep_stored_bytes_bounded() {
     }
     let restored = work.path().join("restored");
     let last = snapshots.last().unwrap();
-    let summary = restore(&server, last, &restored);
+    let summary = server.restore(last, &restored);
     assert_same_tree(&source, &restored);
     // Each chunk is downloaded at most once for each place the indexes name it: the
     // restore keeps enough of the payload for members that point back past new content

@@ -10,18 +10,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use datastore::index::DynamicIndex;
-use e2e::harness::{TestServer, disk_state, run_ok};
+use e2e::harness::{TestServer, disk_state, run_ok, u};
 use e2e::tree::{TreeOptions, assert_same_tree, generate_tree};
 
 const MAX_CHUNK: u64 = 16 << 20;
-
-fn u(v: &serde_json::Value, key: &str) -> u64 {
-    v[key].as_u64().unwrap_or_else(|| panic!("no {key} in {v}"))
-}
-
-fn restore(server: &TestServer, snapshot: &str, target: &Path) {
-    server.client_json(&["restore", snapshot, "root.tar", target.to_str().unwrap()]);
-}
 
 fn pseudo_random_file(path: &Path, size: u64, seed: u64) {
     let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
@@ -95,11 +87,7 @@ fn second_backup_sends_only_what_changed() {
 
     // Both the old and the new state restore byte-exactly.
     let restored_second = work.path().join("r2");
-    restore(
-        &server,
-        second["snapshot"].as_str().unwrap(),
-        &restored_second,
-    );
+    server.restore(second["snapshot"].as_str().unwrap(), &restored_second);
     pseudo_random_file(&work.path().join("original.img"), 200 << 20, 7);
     assert!(
         std::fs::read(restored_second.join("big.img")).unwrap()
@@ -107,15 +95,10 @@ fn second_backup_sends_only_what_changed() {
         "the second snapshot's file differs from the original"
     );
     let restored_third = work.path().join("r3");
-    restore(
-        &server,
-        third["snapshot"].as_str().unwrap(),
-        &restored_third,
-    );
+    server.restore(third["snapshot"].as_str().unwrap(), &restored_third);
     assert!(std::fs::read(restored_third.join("big.img")).unwrap() == middle);
     assert_same_tree(&source, &restored_third);
-    let verify = server.admin_json(&["verify", TestServer::STORE]);
-    assert_eq!(verify["status"], "ok", "{verify}");
+    server.verify_ok();
 }
 
 #[test]
@@ -264,7 +247,7 @@ fn a_server_that_goes_away_fails_the_backup_cleanly() {
     assert!(server.snapshots().is_empty());
     let summary = server.backup(&source, "gone");
     let target = work.path().join("restore");
-    restore(&server, summary["snapshot"].as_str().unwrap(), &target);
+    server.restore(summary["snapshot"].as_str().unwrap(), &target);
     assert_same_tree(&source, &target);
     run_ok(&mut server.admin(&["verify", TestServer::STORE]));
 }
@@ -298,6 +281,6 @@ fn chunk_uploads_whose_streams_are_reset_are_retried() {
         server.log()
     );
     let target = work.path().join("restore");
-    restore(&server, summary["snapshot"].as_str().unwrap(), &target);
+    server.restore(summary["snapshot"].as_str().unwrap(), &target);
     assert_same_tree(&source, &target);
 }

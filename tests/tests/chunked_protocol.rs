@@ -91,8 +91,7 @@ fn chunked_upload_restores_and_matches_stream_mode() {
     for (name, data) in &files {
         assert_eq!(&std::fs::read(target.join(name)).unwrap(), data, "{name}");
     }
-    let verify = server.admin_json(&["verify", TestServer::STORE]);
-    assert_eq!(verify["status"], "ok", "{verify}");
+    server.verify_ok();
 
     // The backup task's result holds the session's statistics.
     let task = backup_task(&server, "chunked");
@@ -165,8 +164,7 @@ fn previous_index_is_the_parents_index_and_protects_its_chunks() {
     assert_eq!(task["result"]["bytes-received"], 0, "{task}");
     let target = server.dir.path().join("restore");
     server.client_json(&["restore", &second, "root.tar", target.to_str().unwrap()]);
-    let verify = server.admin_json(&["verify", TestServer::STORE]);
-    assert_eq!(verify["status"], "ok", "{verify}");
+    server.verify_ok();
 }
 
 #[test]

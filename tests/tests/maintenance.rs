@@ -127,8 +127,7 @@ fn gc_removes_only_what_pruned_snapshots_referenced() {
         &sources[2],
         work.path().join("restore"),
     );
-    let verify = server.admin_json(&["verify", TestServer::STORE]);
-    assert_eq!(verify["status"], "ok", "{verify}");
+    server.verify_ok();
     assert_eq!(
         verify_status(&server),
         vec![(snapshots[2].clone(), "ok".to_string())]
@@ -240,8 +239,7 @@ fn gc_and_forget_during_a_running_backup(mode: &str) {
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let second = summary["snapshot"].as_str().unwrap();
     restore_and_compare(&server, second, &source, work.path().join("restore"));
-    let verify = server.admin_json(&["verify", TestServer::STORE]);
-    assert_eq!(verify["status"], "ok", "{verify}");
+    server.verify_ok();
 }
 
 /// The digests of every index of a snapshot directory (one for each archive; a split
@@ -314,8 +312,7 @@ fn verify_finds_a_flipped_chunk_and_the_next_backup_heals_it() {
     let again = server.backup(&x, "x");
     assert!(again["new_chunks"].as_u64().unwrap() >= 1, "{again}");
     assert!(path.exists());
-    let verify = server.admin_json(&["verify", TestServer::STORE]);
-    assert_eq!(verify["status"], "ok", "{verify}");
+    server.verify_ok();
     restore_and_compare(&server, &sx, &x, work.path().join("restore"));
 }
 
@@ -493,8 +490,7 @@ fn tasks_log_while_running_abort_and_survive_a_restart() {
 
     // Released, a verify runs to the end.
     std::fs::write(&release, b"go").unwrap();
-    let verify = server.admin_json(&["verify", TestServer::STORE]);
-    assert_eq!(verify["status"], "ok", "{verify}");
+    server.verify_ok();
 }
 
 fn wait_for_running(server: &TestServer, task_type: &str) -> String {

@@ -3,12 +3,8 @@
 //! layouts (one tar stream; split metadata + payload) the same bytes, and GNU tar and
 //! bsdtar extract it to the source tree.
 
-use e2e::harness::{TestServer, run_ok};
+use e2e::harness::{TestServer, run_ok, u};
 use e2e::tree::{TreeOptions, compare_trees, generate_tree};
-
-fn u(v: &serde_json::Value, key: &str) -> u64 {
-    v[key].as_u64().unwrap_or_else(|| panic!("no {key} in {v}"))
-}
 
 #[test]
 fn restore_as_tar_gives_a_stream_gnu_tar_and_bsdtar_extract() {
