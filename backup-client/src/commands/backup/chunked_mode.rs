@@ -304,9 +304,14 @@ async fn open_previous(
             .context("a dry run's parent has no reader session")?,
     };
     let mut payload = previous.payload_chunks()?;
-    if let Some(dead) = download_padding(&reader, archive).await {
+    // The padding record and the metadata stream's index are asked for at once.
+    let (dead, stream) = tokio::join!(
+        download_padding(&reader, archive),
+        stream_archive(reader.clone(), meta_name, &previous.meta)
+    );
+    if let Some(dead) = dead {
         payload.set_dead(&dead);
     }
-    let (meta, guard) = stream_archive(reader, meta_name, &previous.meta).await?;
+    let (meta, guard) = stream?;
     Ok((guard, Box::new(meta), payload))
 }
