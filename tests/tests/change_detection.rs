@@ -224,6 +224,7 @@ fn many_rounds_of_changes_keep_stored_bytes_bounded() {
     let first = server.backup(&source, "rounds");
     snapshots.push(first["snapshot"].as_str().unwrap().to_string());
     let first_bytes = distinct_chunk_bytes(&server, &snapshots);
+    let mut all_before = first_bytes;
     for round in 1..=ROUNDS {
         // Grow 1% of the files, and shrink another 1% to leave dead bytes behind.
         change_one_percent(&files, round);
@@ -249,6 +250,17 @@ fn many_rounds_of_changes_keep_stored_bytes_bounded() {
             u(&summary, "bytes_read"),
         );
         assert!(kept <= bound, "round {round}: {kept} > {bound}");
+        // The store grows by what is new only: the content read (files re-read to drop
+        // mostly-dead chunks included), their payload headers, the new metadata stream, and
+        // the chunks cut where new content meets re-used chunks.
+        let growth = all - all_before;
+        let growth_bound =
+            u(&summary, "bytes_read") * 11 / 10 + u(split, "metadata_size") + 2 * max_chunk;
+        assert!(
+            growth <= growth_bound,
+            "round {round}: the store grew by {growth} > {growth_bound}"
+        );
+        all_before = all;
         // The snapshot records its payload's dead bytes for the next backup: as many as
         // the client counted as padding.
         let blob = std::fs::read(
