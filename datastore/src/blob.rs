@@ -85,28 +85,41 @@ pub fn encode(data: &[u8], compress: bool) -> Vec<u8> {
 
 /// A chunk being gathered, with room for a blob header in front of its bytes: a chunk that
 /// does not compress becomes its raw blob in place, without a copy. The buffer comes from
-/// the process's [`crate::pool`] and goes back to it unless it becomes the blob.
-pub struct ChunkBuf(Vec<u8>);
+/// the process's [`crate::pool`] with the first bytes (an empty chunk holds none) and goes
+/// back to it unless it becomes the blob.
+pub struct ChunkBuf {
+    buf: Vec<u8>,
+    /// Room to take for the bytes.
+    capacity: usize,
+}
 
 impl ChunkBuf {
     /// An empty chunk with room for `capacity` bytes before it grows.
     pub fn new(capacity: usize) -> Self {
-        let mut buf = crate::pool::take_buffer(BLOB_HEADER_SIZE + capacity);
-        buf.extend_from_slice(&[0; BLOB_HEADER_SIZE]);
-        Self(buf)
+        Self {
+            buf: Vec::new(),
+            capacity,
+        }
     }
 
     pub fn extend_from_slice(&mut self, data: &[u8]) {
-        self.0.extend_from_slice(data);
+        if data.is_empty() {
+            return;
+        }
+        if self.buf.is_empty() {
+            self.buf = crate::pool::take_buffer(BLOB_HEADER_SIZE + self.capacity);
+            self.buf.extend_from_slice(&[0; BLOB_HEADER_SIZE]);
+        }
+        self.buf.extend_from_slice(data);
     }
 
     /// The chunk's bytes.
     pub fn data(&self) -> &[u8] {
-        &self.0[BLOB_HEADER_SIZE..]
+        self.buf.get(BLOB_HEADER_SIZE..).unwrap_or_default()
     }
 
     pub fn len(&self) -> usize {
-        self.0.len() - BLOB_HEADER_SIZE
+        self.data().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -123,7 +136,10 @@ impl ChunkBuf {
             }
             crate::pool::give_buffer(out);
         }
-        let mut blob = std::mem::take(&mut self.0);
+        let mut blob = std::mem::take(&mut self.buf);
+        if blob.is_empty() {
+            blob.extend_from_slice(&[0; BLOB_HEADER_SIZE]);
+        }
         seal_raw(&mut blob);
         blob
     }
@@ -131,8 +147,8 @@ impl ChunkBuf {
 
 impl Drop for ChunkBuf {
     fn drop(&mut self) {
-        if self.0.capacity() > 0 {
-            crate::pool::give_buffer(std::mem::take(&mut self.0));
+        if self.buf.capacity() > 0 {
+            crate::pool::give_buffer(std::mem::take(&mut self.buf));
         }
     }
 }
