@@ -79,8 +79,25 @@ fn killed_client_leaves_no_snapshot_and_the_next_backup_works() {
     );
     assert!(server.snapshots().is_empty());
 
-    let summary = server.client_json(&["backup", &spec, "--backup-id", "killed"]);
-    assert_eq!(server.snapshots().len(), 1, "{summary}");
+    // The group is free once the server has ended the killed session: the directory goes
+    // just before the group's lock, so the next backup may first hear that one is running.
+    let mut summary = None;
+    server.wait_for(Duration::from_secs(10), "the next backup to run", || {
+        let output = server
+            .client()
+            .args(["--output-format", "json", "backup", &spec])
+            .args(["--backup-id", "killed"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if !output.status.success() {
+            assert!(stderr.contains("is already running"), "{stderr}");
+            return false;
+        }
+        summary = Some(serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap());
+        true
+    });
+    assert_eq!(server.snapshots().len(), 1, "{summary:?}");
 }
 
 #[test]
