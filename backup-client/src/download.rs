@@ -23,8 +23,14 @@ use tokio::sync::mpsc;
 pub const DOWNLOADS_IN_FLIGHT: usize = 4;
 /// Chunks of a split archive's payload fetched ahead of the one being read.
 pub const PAYLOAD_AHEAD: usize = 2;
-/// For a split archive's metadata, read far slower than its payload: 2 keep the reader fed.
+/// A split archive's metadata stream (restore, catalog, the previous metadata of an
+/// incremental backup): chunks downloaded at once, and chunks waiting for the reader
+/// besides them. They wait compressed ([`Decode::OnRead`]); the reader is slow beside the
+/// payload or the walk. Measured on corpus a (125 MB of metadata), warm cache: an unchanged
+/// backup takes 0.76-0.85 s with 1, 2 or 4 in flight, and peaks at 87, 97-104 and 116-119
+/// MiB client RSS.
 pub const METADATA_IN_FLIGHT: usize = 2;
+pub const METADATA_QUEUE: usize = 1;
 /// Attempts per chunk before the restore fails.
 const ATTEMPTS: u32 = 3;
 

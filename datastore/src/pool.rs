@@ -35,10 +35,11 @@ const MMAP_THRESHOLD: usize = SMALLEST_BUFFER;
 /// pages back to the kernel at once. By default glibc raises that threshold to the largest
 /// block freed so far, after which chunk-sized buffers come from per-thread arenas that
 /// keep every page they ever touched. Measured on the bench's corpus b (1 GiB, half random,
-/// warm cache), peak RSS of a backup: client 105-112 -> 74-76 MiB, server 47-49 -> 35-37
-/// MiB; of a restore: client 106-120 -> 78-84 MiB, server 58 -> 40-42 MiB; for 0.1-0.2 s
-/// more wall time (page faults when a chunk outgrows its buffer). Called once at the start
-/// of each program; without glibc it does nothing.
+/// warm cache, runs side by side), peak RSS of a backup: client 99-103 -> 76 MiB, server
+/// 43-44 -> 36-39 MiB; of a restore: client 99-106 -> 82-86 MiB, server 52-72 -> 35-43 MiB;
+/// wall time within the noise, for about 0.4 s more system time in page faults on a 1 GiB
+/// restore (a chunk larger than 4 MiB grows its shrunk buffer again). Called once at the
+/// start of each program; without glibc it does nothing.
 pub fn map_large_buffers() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     #[expect(
@@ -88,7 +89,28 @@ impl BufferPool {
     /// An empty buffer with room for `capacity` bytes (and `least`): the smallest idle one
     /// that fits, else the largest idle one grown, else a new one.
     pub fn take(&self, capacity: usize) -> Vec<u8> {
-        self.free.take_buffer(capacity.max(self.least))
+        let capacity = capacity.max(self.least);
+        let mut free = self.free.lock();
+        let fits = free
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.capacity() >= capacity)
+            .min_by_key(|(_, b)| b.capacity())
+            .map(|(i, _)| i);
+        let largest = || {
+            free.iter()
+                .enumerate()
+                .max_by_key(|(_, b)| b.capacity())
+                .map(|(i, _)| i)
+        };
+        let mut buf = match fits.or_else(largest) {
+            Some(i) => free.swap_remove(i),
+            None => Vec::new(),
+        };
+        drop(free);
+        buf.clear();
+        buf.reserve_exact(capacity);
+        buf
     }
 
     /// Keeps `buf` for a later `take`, shrunk to the bytes it holds (at least `least`), or
@@ -158,34 +180,6 @@ impl<T> Pool<T> {
     }
 }
 
-impl Pool<Vec<u8>> {
-    /// An empty buffer with room for `capacity` bytes: the smallest idle one that fits,
-    /// else the largest idle one grown, else a new one.
-    pub fn take_buffer(&self, capacity: usize) -> Vec<u8> {
-        let mut free = self.lock();
-        let fits = free
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| b.capacity() >= capacity)
-            .min_by_key(|(_, b)| b.capacity())
-            .map(|(i, _)| i);
-        let largest = || {
-            free.iter()
-                .enumerate()
-                .max_by_key(|(_, b)| b.capacity())
-                .map(|(i, _)| i)
-        };
-        let mut buf = match fits.or_else(largest) {
-            Some(i) => free.swap_remove(i),
-            None => Vec::new(),
-        };
-        drop(free);
-        buf.clear();
-        buf.reserve_exact(capacity);
-        buf
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,12 +209,13 @@ mod tests {
 
     #[test]
     fn keeps_at_most_keep_and_picks_the_best_fit() {
-        let pool: Pool<Vec<u8>> = Pool::new(2);
-        pool.give(Vec::with_capacity(10));
-        pool.give(Vec::with_capacity(100));
-        pool.give(Vec::with_capacity(1000));
-        assert_eq!(pool.lock().len(), 2);
-        let b = pool.take_buffer(50);
+        let pool = BufferPool::new(2, 1, 10_000);
+        let full = |n: usize| vec![1u8; n];
+        pool.give(full(10));
+        pool.give(full(100));
+        pool.give(full(1000));
+        assert_eq!(pool.free.lock().len(), 2);
+        let b = pool.take(50);
         assert!(
             b.capacity() >= 100 && b.capacity() < 1000,
             "{}",
@@ -228,12 +223,27 @@ mod tests {
         );
         assert!(b.is_empty());
         // Nothing fits: the largest idle one is grown.
-        let b = pool.take_buffer(500);
-        assert!(b.capacity() >= 500);
-        assert!(pool.take().is_none());
-        let mut used = pool.take_buffer(5);
-        used.extend_from_slice(b"left over");
-        pool.give(used);
-        assert!(pool.take_buffer(1).is_empty());
+        let b = pool.take(5000);
+        assert!(b.capacity() >= 5000);
+        assert!(pool.free.take().is_none());
+        // Holding more than `largest`: not kept.
+        pool.give(full(10_001));
+        assert!(pool.free.take().is_none());
+    }
+
+    #[test]
+    fn a_buffer_given_back_keeps_only_room_for_what_it_holds() {
+        let pool = BufferPool::new(2, 64, 1 << 20);
+        let mut small = Vec::with_capacity(1 << 20);
+        small.extend_from_slice(&[1u8; 10]);
+        pool.give(small);
+        let mut large = Vec::with_capacity(1 << 20);
+        large.extend_from_slice(&[1u8; 500]);
+        pool.give(large);
+        let mut kept: Vec<usize> = pool.free.lock().iter().map(Vec::capacity).collect();
+        kept.sort();
+        // Shrunk to the bytes held, and never below `least`.
+        assert_eq!(kept, [64, 500]);
+        assert!(pool.take(1).is_empty());
     }
 }

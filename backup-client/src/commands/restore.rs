@@ -26,8 +26,8 @@ use crate::archive::{
 };
 
 use crate::download::{
-    ChannelReader, DOWNLOADS_IN_FLIGHT, Decode, IndexedPayload, METADATA_IN_FLIGHT, PAYLOAD_AHEAD,
-    download_path, fetch_chunks,
+    ChannelReader, DOWNLOADS_IN_FLIGHT, Decode, IndexedPayload, METADATA_IN_FLIGHT, METADATA_QUEUE,
+    PAYLOAD_AHEAD, download_path, fetch_chunks,
 };
 use crate::progress::ProgressReporter;
 use crate::repository::RepoClient;
@@ -130,7 +130,7 @@ pub async fn run(client: &RepoClient, request: RestoreRequest) -> Result<Restore
     // A split archive's metadata stream is read slowly beside its payload: fewer chunks
     // of it wait, compressed, and the reader decodes each when it gets to it.
     let (in_flight, queue, decode_at) = if payload.is_some() {
-        (METADATA_IN_FLIGHT, 1, Decode::OnRead)
+        (METADATA_IN_FLIGHT, METADATA_QUEUE, Decode::OnRead)
     } else {
         (DOWNLOADS_IN_FLIGHT, 4, Decode::OnFetch)
     };
