@@ -69,11 +69,11 @@ pub enum BlobError {
 }
 
 /// Encodes `data` as a blob. With `compress`, the payload is zstd (see [`ZSTD_LEVEL`]) if
-/// that is strictly smaller than the raw data, raw otherwise. The blob's buffer comes from
-/// the process's [`crate::pool`].
+/// samples of the data compress ([`probe`]) and the whole is then strictly smaller than the
+/// raw data, raw otherwise. The blob's buffer comes from the process's [`crate::pool`].
 pub fn encode(data: &[u8], compress: bool) -> Vec<u8> {
     let mut out = crate::pool::take_buffer(BLOB_HEADER_SIZE + data.len());
-    if compress && compress_into(data, &mut out) {
+    if compress && probe::worth_compressing(data) && compress_into(data, &mut out) {
         return out;
     }
     out.clear();
@@ -129,7 +129,7 @@ impl ChunkBuf {
     /// The chunk's blob, as [`encode`] makes it: the zstd payload in another pooled buffer
     /// (this one goes back to the pool), or this buffer with the raw blob's header filled in.
     pub fn into_blob(mut self, compress: bool) -> Vec<u8> {
-        if compress && !self.is_empty() {
+        if compress && !self.is_empty() && probe::worth_compressing(self.data()) {
             let mut out = crate::pool::take_buffer(BLOB_HEADER_SIZE + self.len() - 1);
             if compress_into(self.data(), &mut out) {
                 return out;
@@ -432,5 +432,6 @@ fn decode_frames(
     }
 }
 
+mod probe;
 #[cfg(test)]
 mod tests;
