@@ -31,6 +31,7 @@ use thiserror::Error;
 
 mod acl;
 mod catalog;
+mod content;
 mod encode;
 mod entry;
 mod exclude;
@@ -45,6 +46,7 @@ mod split;
 mod walk;
 
 pub use catalog::{CatalogEntry, list_entries};
+pub(crate) use content::DIRECT_MIN;
 pub use exclude::{ExcludeError, ExcludeMatcher, ExcludeSource};
 pub use header::HeaderError;
 pub use pax::PaxError;

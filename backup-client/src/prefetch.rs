@@ -7,7 +7,8 @@
 //! same threads also ask the kernel to read regular files' content into the page cache
 //! (`posix_fadvise(WILLNEED)`), at most [`CONTENT_AHEAD`] bytes past what the encoder has
 //! read: a tree of small files is then read with many requests in flight instead of one
-//! file at a time.
+//! file at a time. Files of [`DIRECT_MIN`] bytes or more are left out: the encoder reads
+//! them past the page cache.
 //!
 //! Only a hint: it reads nothing the encoder relies on, never fails a backup, stays on the
 //! root's file system and out of excluded paths, and stops when dropped.
@@ -20,7 +21,7 @@ use std::time::Duration;
 
 use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
 
-use crate::archive::{ArchiveProgress, ExcludeMatcher};
+use crate::archive::{ArchiveProgress, DIRECT_MIN, ExcludeMatcher};
 
 /// Threads listing directories at once: enough inode reads in flight to keep a disk busy.
 const THREADS: usize = 4;
@@ -156,7 +157,9 @@ fn run(work: &Work, stop: &AtomicBool, excludes: &ExcludeMatcher, dev: u64) {
                     continue;
                 };
                 let is_dir = meta.is_dir() && meta.dev() == dev;
-                let content = meta.is_file() && meta.len() > 0;
+                // A large file is read past the page cache: reading it ahead would read it
+                // twice.
+                let content = meta.is_file() && meta.len() > 0 && meta.len() < DIRECT_MIN;
                 if !is_dir && !content {
                     continue;
                 }

@@ -16,10 +16,11 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 
+use super::content::{ContentReader, READ_BLOCK, ReadBuf};
 use super::entry::{Entry, EntryKind, FileStamp, Timestamp, display_path};
 use super::header::{BLOCK, encode_header};
 use super::source::{
@@ -30,7 +31,6 @@ use super::split::ReusedChunk;
 use super::walk::{TreeWalker, WalkEvent, WalkItem};
 use super::{ArchiveError, ArchiveProgress, EncodeOptions, EncodeStats};
 
-const READ_BLOCK: usize = 1 << 20;
 const OUTPUT_BUFFER: usize = 256 << 10;
 
 /// Where the encoder puts an archive: one member at a time, `begin` with the entry, then
@@ -128,7 +128,7 @@ pub(crate) fn encode_with_reuse<S: EntrySink>(
         stats: EncodeStats::default(),
         names: NameCache::default(),
         links: HashMap::new(),
-        buf: vec![0; READ_BLOCK],
+        buf: ReadBuf::new(),
         reuse,
     };
     while let Some(event) = walker.next_event()? {
@@ -148,7 +148,7 @@ struct Encoder<'p, S: EntrySink> {
     names: NameCache,
     /// First archive path of every multiply-linked inode seen so far.
     links: HashMap<(u64, u64), Vec<u8>>,
-    buf: Vec<u8>,
+    buf: ReadBuf,
     /// Change detection against a previous split archive.
     reuse: Option<Reuse>,
 }
@@ -286,15 +286,17 @@ impl<S: EntrySink> Encoder<'_, S> {
             _ => Vec::new(),
         };
         let mut failure: Option<String> = None;
+        let whole = matches!(entry.kind, EntryKind::File { sparse: None, .. });
+        let mut reader = file.map(|file| ContentReader::new(file, entry.data_len(), whole));
         for segment in segments {
             let mut done = 0;
             while done < segment.len {
                 let want = usize::try_from(segment.len - done)
                     .unwrap_or(usize::MAX)
-                    .min(self.buf.len());
-                let read = match (file, &failure) {
-                    (Some(file), None) => {
-                        file.read_at(&mut self.buf[..want], segment.offset + done)
+                    .min(READ_BLOCK);
+                let read = match (&mut reader, &failure) {
+                    (Some(reader), None) => {
+                        reader.read_at(&mut self.buf, want, segment.offset + done)
                     }
                     _ => Ok(0),
                 };
@@ -303,7 +305,7 @@ impl<S: EntrySink> Encoder<'_, S> {
                         failure.get_or_insert_with(|| {
                             format!("shrank to {} bytes while being read", segment.offset + done)
                         });
-                        self.buf[..want].fill(0);
+                        self.buf.get_mut(want).fill(0);
                         want
                     }
                     Ok(n) => {
@@ -318,7 +320,7 @@ impl<S: EntrySink> Encoder<'_, S> {
                         continue;
                     }
                 };
-                self.sink.data(&self.buf[..n]).map_err(output)?;
+                self.sink.data(self.buf.get(n)).map_err(output)?;
                 done += n as u64;
             }
         }
@@ -395,7 +397,7 @@ mod tests {
             stats: EncodeStats::default(),
             names: NameCache::default(),
             links: HashMap::new(),
-            buf: vec![0; 4096],
+            buf: ReadBuf::new(),
             reuse: None,
         }
     }
