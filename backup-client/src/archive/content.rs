@@ -73,7 +73,7 @@ impl<'f> ContentReader<'f> {
         offset: u64,
     ) -> io::Result<usize> {
         let want = want.min(READ_BLOCK);
-        if self.direct && offset % ALIGN as u64 == 0 {
+        if self.direct && offset.is_multiple_of(ALIGN as u64) {
             // A whole number of blocks: at the end of the file the read comes back short.
             let len = want.div_ceil(ALIGN) * ALIGN;
             match self.file.read_at(buf.get_mut(len), offset) {
