@@ -43,14 +43,17 @@ pub async fn read_body_exact(
     what: &str,
 ) -> Result<Bytes, ApiError> {
     // A buffer of the process's pool, given back when the last `Bytes` of it is dropped.
-    let mut buf = datastore::pool::take_buffer(expected);
+    // The body starts at an aligned address, so that a chunk can be written past the page
+    // cache straight from it (`datastore::direct_io`).
+    let mut buf = datastore::pool::take_buffer(expected + datastore::direct_io::ALIGN);
+    let pad = datastore::direct_io::align_start(&mut buf, expected);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| ApiError::bad_request(format!("reading {what}: {e}")))?;
         if let Ok(data) = frame.into_data() {
             for counter in received {
                 counter.fetch_add(data.len() as u64, Ordering::Relaxed);
             }
-            if buf.len() + data.len() > expected {
+            if buf.len() - pad + data.len() > expected {
                 return Err(ApiError::bad_request(format!(
                     "{what} is longer than the declared {expected} bytes"
                 )));
@@ -58,13 +61,13 @@ pub async fn read_body_exact(
             buf.extend_from_slice(&data);
         }
     }
-    if buf.len() != expected {
+    if buf.len() - pad != expected {
         return Err(ApiError::bad_request(format!(
             "{what} has {} bytes, {expected} were declared",
-            buf.len()
+            buf.len() - pad
         )));
     }
-    Ok(datastore::pool::into_bytes(buf))
+    Ok(datastore::pool::into_bytes(buf).slice(pad..))
 }
 
 /// Reads a JSON body of at most [`protocol::limits::MAX_JSON_BODY`] bytes.

@@ -14,7 +14,7 @@
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -25,7 +25,7 @@ use nix::sys::time::TimeSpec;
 use crate::blob::{self, BlobError, MAX_CHUNK_SIZE};
 use crate::digest::Digest;
 use crate::file_formats::BLOB_HEADER_SIZE;
-use crate::fs_util;
+use crate::{direct_io, fs_util};
 
 /// Name of the chunk directory inside a store.
 pub const CHUNK_DIR: &str = ".chunks";
@@ -204,8 +204,9 @@ impl ChunkStore {
         let path = self.chunk_path(digest);
         let (mut file, temp) =
             fs_util::create_temp_for(&path).map_err(io_error("create temp chunk in", &dir))?;
-        file.write_all(encoded)
-            .map_err(io_error("write chunk", temp.path()))?;
+        // Past the page cache when the caller's buffer allows: a stored chunk is read again
+        // by a restore or a verify much later, if ever.
+        direct_io::write_all(&mut file, encoded).map_err(io_error("write chunk", temp.path()))?;
         file.sync_all()
             .map_err(io_error("fsync chunk", temp.path()))?;
         drop(file);

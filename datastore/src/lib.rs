@@ -48,6 +48,7 @@ pub mod blob;
 pub mod chunk_store;
 pub mod chunker;
 pub mod digest;
+pub mod direct_io;
 pub mod duration;
 pub mod file_formats;
 pub mod fs_util;

@@ -22,8 +22,8 @@ static BUFFERS: BufferPool = BufferPool::new(8, SMALLEST_BUFFER, LARGEST_BUFFER)
 /// own ([`MMAP_THRESHOLD`]).
 const SMALLEST_BUFFER: usize = 4 << 20;
 /// Larger buffers (blobs other than chunks) are freed instead of kept: the largest chunk's
-/// blob, and then some.
-const LARGEST_BUFFER: usize = crate::blob::MAX_CHUNK_SIZE + 4096;
+/// blob, and room for its header and an alignment pad ([`crate::direct_io::align_start`]).
+const LARGEST_BUFFER: usize = crate::blob::MAX_CHUNK_SIZE + 2 * crate::direct_io::ALIGN;
 
 /// Blocks of this size or larger get a mapping of their own from the C allocator: chunk
 /// buffers do; HTTP/2 frames (1 MiB) and the encoder's blocks do not, so the allocator
