@@ -11,6 +11,10 @@
 //! Only an optimisation: a file system that refuses `O_DIRECT`, or a request that it
 //! refuses (`EINVAL`), is served buffered instead, so what is read or written never depends
 //! on it.
+//!
+//! The server reads chunks buffered: `O_DIRECT` reads of corpus b's chunks for a restore
+//! (cold cache, alternating runs) saved 0.05 s of server CPU and took 0.1-0.3 s longer
+//! (1.99-2.35 s against 1.90-2.12 s), without the kernel's read-ahead.
 
 use std::fs::File;
 use std::io::{self, Write};
