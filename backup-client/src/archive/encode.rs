@@ -20,7 +20,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::content::{ContentReader, READ_BLOCK, ReadBuf};
+use super::content::{BlockBuf, ContentReader, IO_BLOCK};
 use super::entry::{Entry, EntryKind, FileStamp, Timestamp, display_path};
 use super::header::{BLOCK, encode_header};
 use super::source::{
@@ -128,7 +128,7 @@ pub(crate) fn encode_with_reuse<S: EntrySink>(
         stats: EncodeStats::default(),
         names: NameCache::default(),
         links: HashMap::new(),
-        buf: ReadBuf::new(),
+        buf: BlockBuf::new(),
         reuse,
     };
     while let Some(event) = walker.next_event()? {
@@ -148,7 +148,7 @@ struct Encoder<'p, S: EntrySink> {
     names: NameCache,
     /// First archive path of every multiply-linked inode seen so far.
     links: HashMap<(u64, u64), Vec<u8>>,
-    buf: ReadBuf,
+    buf: BlockBuf,
     /// Change detection against a previous split archive.
     reuse: Option<Reuse>,
 }
@@ -293,7 +293,7 @@ impl<S: EntrySink> Encoder<'_, S> {
             while done < segment.len {
                 let want = usize::try_from(segment.len - done)
                     .unwrap_or(usize::MAX)
-                    .min(READ_BLOCK);
+                    .min(IO_BLOCK);
                 let read = match (&mut reader, &failure) {
                     (Some(reader), None) => {
                         reader.read_at(&mut self.buf, want, segment.offset + done)
@@ -397,7 +397,7 @@ mod tests {
             stats: EncodeStats::default(),
             names: NameCache::default(),
             links: HashMap::new(),
-            buf: ReadBuf::new(),
+            buf: BlockBuf::new(),
             reuse: None,
         }
     }
