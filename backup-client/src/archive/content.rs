@@ -9,8 +9,7 @@
 //! disk, four times what the pipeline hashes and compresses; small files stay buffered,
 //! where the walk's read-ahead (`crate::prefetch`) keeps many requests in flight.
 //!
-//! A restore writes such files the same way, in whole [`IO_BLOCK`]s from an aligned
-//! buffer (the last, partial block buffered).
+//! A restore writes such files the same way (`super::file_writer`).
 //!
 //! Only an optimisation: a file system that refuses `O_DIRECT`, or a read or write that it
 //! refuses (alignment), is served buffered instead, so the bytes never depend on it.
@@ -108,63 +107,6 @@ impl Drop for ContentReader<'_> {
     }
 }
 
-/// Writes one file's content, with `O_DIRECT` while the file and its writes allow it.
-pub(crate) struct ContentWriter<'f> {
-    file: &'f File,
-    direct: bool,
-}
-
-impl<'f> ContentWriter<'f> {
-    /// A writer of `file` (new and empty), whose content is `size` bytes; `whole` when it
-    /// is written from start to end (not a sparse file's data segments).
-    pub(crate) fn new(file: &'f File, size: u64, whole: bool) -> Self {
-        let direct = whole && size >= DIRECT_MIN && set_direct(file, true);
-        Self { file, direct }
-    }
-
-    /// Writes the first `len` bytes of `buf` at `offset`: with `O_DIRECT` if both are
-    /// whole blocks, else (and from then on) buffered.
-    pub(crate) fn write_at(&mut self, buf: &BlockBuf, len: usize, offset: u64) -> io::Result<()> {
-        if self.direct && !(len.is_multiple_of(ALIGN) && offset.is_multiple_of(ALIGN as u64)) {
-            self.buffered();
-        }
-        let data = buf.get(len);
-        let mut done = 0;
-        while done < len {
-            match self.file.write_at(&data[done..], offset + done as u64) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // Refused, or a short write left the rest unaligned: the rest goes buffered.
-                Err(e) if self.direct && e.raw_os_error() == Some(libc::EINVAL) => {
-                    self.buffered();
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether writes still bypass the page cache.
-    #[cfg(test)]
-    fn is_direct(&self) -> bool {
-        self.direct
-    }
-
-    fn buffered(&mut self) {
-        self.direct = false;
-        set_direct(self.file, false);
-    }
-}
-
-impl Drop for ContentWriter<'_> {
-    fn drop(&mut self) {
-        if self.direct {
-            set_direct(self.file, false);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,49 +160,13 @@ mod tests {
     }
 
     #[test]
-    fn a_large_file_is_written_whole_with_o_direct() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("big");
-        let size = DIRECT_MIN as usize + 2 * IO_BLOCK + 777;
-        let data = pattern(size);
-        let file = File::create(&path).unwrap();
-        let mut writer = ContentWriter::new(&file, size as u64, true);
-        let direct = writer.is_direct();
-        if !direct {
-            println!(
-                "O_DIRECT is refused under {}: written buffered",
-                dir.path().display()
-            );
-        }
-        let mut buf = BlockBuf::new();
-        for (i, block) in data.chunks(IO_BLOCK).enumerate() {
-            buf.get_mut(block.len()).copy_from_slice(block);
-            writer
-                .write_at(&buf, block.len(), (i * IO_BLOCK) as u64)
-                .unwrap();
-            // Whole blocks go direct; the partial last one is written buffered.
-            assert_eq!(writer.is_direct(), direct && block.len() == IO_BLOCK);
-        }
-        drop(writer);
-        let flags = OFlag::from_bits_truncate(fcntl(&file, FcntlArg::F_GETFL).unwrap());
-        assert!(
-            !flags.contains(OFlag::O_DIRECT),
-            "the file is left as it was opened"
-        );
-        drop(file);
-        assert!(std::fs::read(&path).unwrap() == data);
-    }
-
-    #[test]
-    fn small_and_partly_written_files_go_buffered() {
+    fn small_and_partly_read_files_are_read_buffered() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, pattern(DIRECT_MIN as usize)).unwrap();
         let file = File::open(&path).unwrap();
         assert!(!ContentReader::new(&file, DIRECT_MIN - 1, true).is_direct());
         assert!(!ContentReader::new(&file, DIRECT_MIN, false).is_direct());
-        assert!(!ContentWriter::new(&file, DIRECT_MIN - 1, true).is_direct());
-        assert!(!ContentWriter::new(&file, DIRECT_MIN, false).is_direct());
     }
 
     #[test]

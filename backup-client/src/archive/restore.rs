@@ -25,8 +25,9 @@ use nix::errno::Errno;
 use nix::sys::stat::{Mode, SFlag, makedev, mknod};
 use nix::unistd::mkfifo;
 
-use super::content::{BlockBuf, ContentWriter, IO_BLOCK};
+use super::content::{BlockBuf, IO_BLOCK};
 use super::entry::{EntryKind, EntryMeta, display_path, parent_of, relative_path};
+use super::file_writer::FileWriter;
 use super::reader::{ArchiveReader, Member};
 use super::restore_meta::{MetaTarget, apply_meta, lookup_acl_name};
 use super::sparse::{SparseMap, SparseSegment};
@@ -266,7 +267,8 @@ impl Restorer<'_> {
             len: size,
         }];
         let segments = sparse.map_or(&whole[..], |map| &map.segments);
-        let mut writer = ContentWriter::new(file, size, sparse.is_none());
+        let mut writer = FileWriter::new(file, size, sparse.is_none())
+            .map_err(|e| fail(display, "start writing", e))?;
         for segment in segments {
             let mut pos = segment.offset;
             let end = segment.offset + segment.len;
@@ -288,14 +290,14 @@ impl Restorer<'_> {
                     filled += n;
                 }
                 writer
-                    .write_at(&self.buf, want, pos)
+                    .write_at(&mut self.buf, want, pos)
                     .map_err(|e| fail(display, "write", e))?;
                 pos += want as u64;
                 self.stats.bytes_written += want as u64;
                 self.progress.bytes.fetch_add(want as u64, Relaxed);
             }
         }
-        drop(writer);
+        writer.finish().map_err(|e| fail(display, "write", e))?;
         if sparse.is_some() {
             // Holes are never written: extending the length leaves them unallocated.
             file.set_len(size)
