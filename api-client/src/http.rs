@@ -241,18 +241,18 @@ impl Session {
 
 /// Reads a 200 answer's whole body (at most `limit` bytes); other statuses become errors.
 pub async fn read_ok_body(response: Response<Incoming>, limit: usize) -> Result<Bytes> {
-    read_ok_body_into(response, limit, Vec::new())
+    read_ok_body_into(response, limit, Vec::with_capacity)
         .await
         .map(Bytes::from)
 }
 
-/// [`read_ok_body`] into `buf` (emptied first; grown to the announced size), so that the
-/// caller can bring a buffer of its own. Chunk bodies are megabytes in many frames: they
-/// are copied once into one buffer, not kept as a list of frames and copied at the end.
+/// [`read_ok_body`] into a buffer that `alloc` gives with room for the announced size, so
+/// that the caller can bring buffers of its own. Chunk bodies are megabytes in many frames:
+/// they are copied once into one buffer, not kept as a list of frames and copied at the end.
 pub async fn read_ok_body_into(
     response: Response<Incoming>,
     limit: usize,
-    mut buf: Vec<u8>,
+    alloc: impl FnOnce(usize) -> Vec<u8>,
 ) -> Result<Vec<u8>> {
     use hyper::body::Body as _;
     if response.status() != StatusCode::OK {
@@ -263,8 +263,8 @@ pub async fn read_ok_body_into(
     if announced > limit as u64 {
         bail!("reading answer: {announced} bytes announced, the limit is {limit}");
     }
+    let mut buf = alloc(announced as usize);
     buf.clear();
-    buf.reserve_exact(announced as usize);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| anyhow!("reading answer: {e}"))?;
         let Ok(data) = frame.into_data() else {

@@ -317,8 +317,9 @@ impl ChunkStore {
         Ok(data)
     }
 
-    /// [`Self::read`] into `data` (emptied first, grown to the file's size), so that the
-    /// caller can bring a buffer of its own (one of the [`crate::pool`]).
+    /// [`Self::read`] into `data` (emptied first; replaced by a buffer of the
+    /// [`crate::pool`] if it has no room for the file), so that the caller can bring a
+    /// buffer of its own.
     pub fn read_into(&self, digest: &Digest, data: &mut Vec<u8>) -> Result<(), ChunkStoreError> {
         let path = self.chunk_path(digest);
         let file = match File::open(&path) {
@@ -336,7 +337,13 @@ impl ChunkStore {
             return Err(ChunkStoreError::TooLarge { path, size });
         }
         data.clear();
-        data.reserve_exact(size as usize);
+        if data.capacity() < size as usize {
+            // A buffer of the process's pool with room for the whole file.
+            crate::pool::give_buffer(std::mem::replace(
+                data,
+                crate::pool::take_buffer(size as usize),
+            ));
+        }
         // The bound also covers a file that grew after the stat.
         file.take(MAX_ENCODED_CHUNK_SIZE + 1)
             .read_to_end(data)

@@ -60,6 +60,12 @@ impl ChunkerParams {
             max: avg * 4,
         })
     }
+
+    /// The parameters of a split archive's metadata stream: a quarter of the store's
+    /// average (at least [`Self::MIN_AVG`]).
+    pub fn for_metadata(&self) -> Self {
+        Self::new((self.avg / 4).max(Self::MIN_AVG)).unwrap_or(*self)
+    }
 }
 
 impl Default for ChunkerParams {

@@ -128,8 +128,9 @@ impl ReaderSession {
         }
         let store = Arc::clone(self.open.store.chunk_store());
         let data = blocking(move || {
-            // A buffer of the process's pool, given back once the answer is sent.
-            let mut data = datastore::pool::take_buffer(0);
+            // A buffer of the process's pool (taken for the file's size), given back once
+            // the answer is sent.
+            let mut data = Vec::new();
             match store.read_into(&digest, &mut data) {
                 Ok(()) => Ok(datastore::pool::into_bytes(data)),
                 Err(e) => {

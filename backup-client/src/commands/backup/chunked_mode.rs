@@ -248,14 +248,14 @@ pub(super) async fn split(
     };
     // Both pipelines share one bound on jobs and uploads in flight.
     let limits = Limits::new();
-    let plan = |index: Option<&DynamicIndex>| ChunkedPlan {
+    let plan = |index: Option<&DynamicIndex>, params| ChunkedPlan {
         params,
         parent: index.map(digests).unwrap_or_default(),
         zeros: Arc::clone(&zeros),
         limits: limits.clone(),
     };
-    let meta_plan = plan(previous.as_ref().map(|p| &p.meta));
-    let payload_plan = plan(previous.as_ref().map(|p| &p.payload));
+    let meta_plan = plan(previous.as_ref().map(|p| &p.meta), params.for_metadata());
+    let payload_plan = plan(previous.as_ref().map(|p| &p.payload), params);
     let (meta, payload) = tokio::try_join!(
         upload_archive(meta_stream, meta_plan, meta_target.clone()),
         upload_pieces(payload_stream, payload_plan, payload_target.clone()),
