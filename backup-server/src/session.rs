@@ -4,7 +4,7 @@
 pub mod backup;
 pub mod reader;
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -22,12 +22,36 @@ where
     S::Future: Send + 'static,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let _open = OpenSession::start();
     hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .initial_stream_window_size(H2_STREAM_WINDOW)
         .initial_connection_window_size(H2_CONNECTION_WINDOW)
         .max_frame_size(H2_MAX_FRAME_SIZE)
         .serve_connection(io, service)
         .await
+}
+
+/// Sessions being served.
+static OPEN_SESSIONS: AtomicUsize = AtomicUsize::new(0);
+
+/// One session being served; when the last one ends, the process's idle buffers and codec
+/// contexts are freed (`datastore::pool::release_idle`): a daemon between backups keeps
+/// none of the chunk buffers they needed.
+struct OpenSession;
+
+impl OpenSession {
+    fn start() -> Self {
+        OPEN_SESSIONS.fetch_add(1, Ordering::SeqCst);
+        OpenSession
+    }
+}
+
+impl Drop for OpenSession {
+    fn drop(&mut self) {
+        if OPEN_SESSIONS.fetch_sub(1, Ordering::SeqCst) == 1 {
+            datastore::pool::release_idle();
+        }
+    }
 }
 
 /// Environment variable of the server's test-only network faults: `reset-chunk-uploads:N`

@@ -39,6 +39,14 @@ static COMPRESSORS: Pool<zstd::bulk::Compressor<'static>> = Pool::new(4);
 static DECODERS: Pool<zstd::stream::raw::Decoder<'static>> = Pool::new(4);
 static DECOMPRESSORS: Pool<zstd::bulk::Decompressor<'static>> = Pool::new(4);
 
+/// Frees the idle zstd contexts ([`crate::pool::release_idle`]).
+pub(crate) fn release_idle_contexts() {
+    COMPRESSORS.clear();
+    DECODERS.clear();
+    DECOMPRESSORS.clear();
+    probe::release_idle_contexts();
+}
+
 /// How the payload of a blob is stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BlobKind {

@@ -84,6 +84,15 @@ pub fn into_bytes(buf: Vec<u8>) -> Bytes {
     pool_for(buf.capacity()).bytes(buf)
 }
 
+/// Frees the idle buffers and codec contexts of the process, for a server that has nothing
+/// to do: what an idle daemon keeps is memory no one else can use. Buffers in use go back
+/// to the pools as before.
+pub fn release_idle() {
+    BUFFERS.free.clear();
+    SMALL_BUFFERS.free.clear();
+    crate::blob::release_idle_contexts();
+}
+
 /// The pool for a buffer of `capacity` bytes: small blobs have their own.
 fn pool_for(capacity: usize) -> &'static BufferPool {
     if capacity < SMALL_LARGEST {
@@ -185,6 +194,12 @@ impl<T> Pool<T> {
         }
     }
 
+    /// Frees every idle object.
+    pub fn clear(&self) {
+        let idle = std::mem::take(&mut *self.lock());
+        drop(idle);
+    }
+
     /// An idle object, if any.
     pub fn take(&self) -> Option<T> {
         self.lock().pop()
@@ -269,6 +284,17 @@ mod tests {
         // Shrunk to the bytes held, and never below `least`.
         assert_eq!(kept, [64, 500]);
         assert!(pool.take(1).is_empty());
+    }
+
+    #[test]
+    fn clear_frees_every_idle_object() {
+        let pool = Pool::new(3);
+        pool.give(1);
+        pool.give(2);
+        pool.clear();
+        assert_eq!(pool.take(), None);
+        pool.give(3);
+        assert_eq!(pool.take(), Some(3));
     }
 
     #[test]

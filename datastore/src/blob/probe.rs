@@ -23,6 +23,11 @@ const MIN_SAVING: usize = 64;
 /// Idle level-1 contexts for the samples.
 static SAMPLERS: Pool<zstd::bulk::Compressor<'static>> = Pool::new(4);
 
+/// Frees the idle sampling contexts.
+pub(super) fn release_idle_contexts() {
+    SAMPLERS.clear();
+}
+
 /// Whether `data` should be given to zstd: false only when it is long enough to probe and
 /// none of its samples compresses.
 pub(super) fn worth_compressing(data: &[u8]) -> bool {
