@@ -35,7 +35,6 @@ mod content;
 mod encode;
 mod entry;
 mod exclude;
-mod file_writer;
 mod header;
 mod pax;
 mod reader;

@@ -202,11 +202,11 @@ impl ChunkStore {
             Err(err) => return Err(io_error("create chunk prefix directory", &dir)(err)),
         }
         let path = self.chunk_path(digest);
-        let (mut file, temp) =
+        let (file, temp) =
             fs_util::create_temp_for(&path).map_err(io_error("create temp chunk in", &dir))?;
         // Past the page cache when the caller's buffer allows: a stored chunk is read again
         // by a restore or a verify much later, if ever.
-        direct_io::write_all(&mut file, encoded).map_err(io_error("write chunk", temp.path()))?;
+        direct_io::write_all(&file, encoded).map_err(io_error("write chunk", temp.path()))?;
         file.sync_all()
             .map_err(io_error("fsync chunk", temp.path()))?;
         drop(file);

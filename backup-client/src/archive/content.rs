@@ -1,5 +1,5 @@
-//! How the encoder reads a file's content and the restorer writes it: large files past the
-//! page cache (`O_DIRECT`), the rest through it.
+//! How the encoder reads a file's content: large files past the page cache (`O_DIRECT`),
+//! the rest through it.
 //!
 //! A file the backup reads once is not worth caching, and copying it out of the page cache
 //! is what costs (`datastore::direct_io`): corpus b's first backup (1 GiB in four files,
@@ -9,7 +9,9 @@
 //! disk, four times what the pipeline hashes and compresses; small files stay buffered,
 //! where the walk's read-ahead (`crate::prefetch`) keeps many requests in flight.
 //!
-//! A restore writes such files the same way (`super::file_writer`).
+//! A restore writes files buffered: `O_DIRECT` writes (from a thread of their own, so the
+//! restorer did not wait for the disk) took a cold restore of corpus b to ext4 2.29-2.40 s
+//! against 2.09-2.17 s buffered, whose writes the kernel does after the restore ends.
 //!
 //! Only an optimisation: a file system that refuses `O_DIRECT`, or a read or write that it
 //! refuses (alignment), is served buffered instead, so the bytes never depend on it.
@@ -20,14 +22,12 @@ use std::os::unix::fs::FileExt;
 
 use datastore::direct_io::{ALIGN, set_direct};
 
-/// Bytes per read or write.
+/// Bytes per read.
 pub(crate) const IO_BLOCK: usize = 1 << 20;
-/// Files this large or larger are read and written with `O_DIRECT` (and not read ahead by
-/// the walk).
+/// Files this large or larger are read with `O_DIRECT` (and not read ahead by the walk).
 pub(crate) const DIRECT_MIN: u64 = 8 << 20;
 
-/// The encoder's read buffer, the restorer's write buffer: [`IO_BLOCK`] bytes at an
-/// [`ALIGN`]ed address.
+/// The encoder's read buffer: [`IO_BLOCK`] bytes at an [`ALIGN`]ed address.
 pub(crate) struct BlockBuf {
     buf: Vec<u8>,
     start: usize,

@@ -17,7 +17,7 @@ use std::ffi::OsStr;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -25,13 +25,13 @@ use nix::errno::Errno;
 use nix::sys::stat::{Mode, SFlag, makedev, mknod};
 use nix::unistd::mkfifo;
 
-use super::content::{BlockBuf, IO_BLOCK};
 use super::entry::{EntryKind, EntryMeta, display_path, parent_of, relative_path};
-use super::file_writer::FileWriter;
 use super::reader::{ArchiveReader, Member};
 use super::restore_meta::{MetaTarget, apply_meta, lookup_acl_name};
 use super::sparse::{SparseMap, SparseSegment};
 use super::{ArchiveError, ArchiveProgress, RestoreOptions, RestoreStats};
+
+const WRITE_BLOCK: usize = 1 << 20;
 
 pub(crate) fn restore<R: Read>(
     input: R,
@@ -46,7 +46,7 @@ pub(crate) fn restore<R: Read>(
         deferred: Vec::new(),
         stats: RestoreStats::default(),
         progress,
-        buf: BlockBuf::new(),
+        buf: vec![0; WRITE_BLOCK],
     };
     let mut reader = ArchiveReader::new(input, lookup_acl_name);
     while let Some(member) = reader.next_member()? {
@@ -86,7 +86,7 @@ struct Restorer<'p> {
     deferred: Vec<(Vec<u8>, EntryMeta)>,
     stats: RestoreStats,
     progress: &'p ArchiveProgress,
-    buf: BlockBuf,
+    buf: Vec<u8>,
 }
 
 impl Restorer<'_> {
@@ -267,37 +267,28 @@ impl Restorer<'_> {
             len: size,
         }];
         let segments = sparse.map_or(&whole[..], |map| &map.segments);
-        let mut writer = FileWriter::new(file, size, sparse.is_none())
-            .map_err(|e| fail(display, "start writing", e))?;
         for segment in segments {
             let mut pos = segment.offset;
             let end = segment.offset + segment.len;
             while pos < end {
                 let want = usize::try_from(end - pos)
                     .unwrap_or(usize::MAX)
-                    .min(IO_BLOCK);
-                // Whole blocks, so that a large file's writes stay aligned.
-                let mut filled = 0;
-                while filled < want {
-                    let n = reader.read_data(&mut self.buf.get_mut(want)[filled..])?;
-                    if n == 0 {
-                        return Err(fail(
-                            display,
-                            "read data",
-                            io::ErrorKind::UnexpectedEof.into(),
-                        ));
-                    }
-                    filled += n;
+                    .min(self.buf.len());
+                let n = reader.read_data(&mut self.buf[..want])?;
+                if n == 0 {
+                    return Err(fail(
+                        display,
+                        "read data",
+                        io::ErrorKind::UnexpectedEof.into(),
+                    ));
                 }
-                writer
-                    .write_at(&mut self.buf, want, pos)
+                file.write_all_at(&self.buf[..n], pos)
                     .map_err(|e| fail(display, "write", e))?;
-                pos += want as u64;
-                self.stats.bytes_written += want as u64;
-                self.progress.bytes.fetch_add(want as u64, Relaxed);
+                pos += n as u64;
+                self.stats.bytes_written += n as u64;
+                self.progress.bytes.fetch_add(n as u64, Relaxed);
             }
         }
-        writer.finish().map_err(|e| fail(display, "write", e))?;
         if sparse.is_some() {
             // Holes are never written: extending the length leaves them unallocated.
             file.set_len(size)
