@@ -62,32 +62,7 @@ fn sample_starts(len: usize) -> impl Iterator<Item = usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn noise(len: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
-    }
-
-    fn text(len: usize) -> Vec<u8> {
-        let words = [
-            "chunk ", "store ", "backup ", "restore ", "digest\n", "zstd ",
-        ];
-        let mut out = Vec::with_capacity(len + 16);
-        let mut i = 7usize;
-        while out.len() < len {
-            i = i.wrapping_mul(2654435761).wrapping_add(1);
-            out.extend_from_slice(words[i % words.len()].as_bytes());
-        }
-        out.truncate(len);
-        out
-    }
+    use crate::blob::tests::{noise, text};
 
     #[test]
     fn random_data_is_not_worth_compressing() {
