@@ -1,5 +1,6 @@
 //! Reads and writes past the page cache (`O_DIRECT`), for data that is read or written once:
-//! the files a backup reads, the chunks a server stores.
+//! the large files a backup reads (`backup-client`'s `archive::content`), the chunks a
+//! server stores (`write_all`).
 //!
 //! Copying into and out of the page cache is what a bulk transfer pays for most after
 //! hashing and compression, and with both cores busy the copy of data that has left the
@@ -14,7 +15,8 @@
 //!
 //! The server reads chunks buffered: `O_DIRECT` reads of corpus b's chunks for a restore
 //! (cold cache, alternating runs) saved 0.05 s of server CPU and took 0.1-0.3 s longer
-//! (1.99-2.35 s against 1.90-2.12 s), without the kernel's read-ahead.
+//! (1.99-2.35 s against 1.90-2.12 s), without the kernel's read-ahead. A restore writes its
+//! files buffered for the same kind of reason (`backup-client`'s `archive::content`).
 
 use std::fs::File;
 use std::io;

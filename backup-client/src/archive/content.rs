@@ -13,8 +13,8 @@
 //! restorer did not wait for the disk) took a cold restore of corpus b to ext4 2.29-2.40 s
 //! against 2.09-2.17 s buffered, whose writes the kernel does after the restore ends.
 //!
-//! Only an optimisation: a file system that refuses `O_DIRECT`, or a read or write that it
-//! refuses (alignment), is served buffered instead, so the bytes never depend on it.
+//! Only an optimisation: a file system that refuses `O_DIRECT`, or a read that it refuses
+//! (alignment), is read buffered instead, so the bytes read never depend on it.
 
 use std::fs::File;
 use std::io;
