@@ -10,7 +10,7 @@
 //!                              hash; not in the parent index: compress, drop the plain bytes
 //!              -> known? (in archive order)
 //!                   yes: append by digest
-//!                   no:  upload (at most UPLOAD_BUDGET bytes)
+//!                   no:  upload (at most UPLOAD_SLOTS, UPLOAD_BUDGET bytes in all)
 //!              -> append in archive order, in batches -> close (count, size, checksum)
 //! ```
 //!
@@ -18,8 +18,9 @@
 //! pipeline keeps at most `cores` finished ones in order and [`HASHED_QUEUE`] waiting for the
 //! known check, and [`UPLOAD_SLOTS`] uploads of at most [`UPLOAD_BUDGET`] bytes in all are
 //! being sent. A new chunk's plain bytes are dropped as soon as it is compressed, so every
-//! stage after the job holds only the compressed body. The pipelines of one backup (a split archive's metadata and payload run at once) share
-//! one [`Limits`]: the jobs and uploads bound is per backup, not per pipeline. A chunk's
+//! stage after the job holds only the compressed body. The pipelines of one backup (a split
+//! archive's metadata and payload run at once) share one [`Limits`]: the jobs and uploads
+//! bound is per backup, not per pipeline. A chunk's
 //! buffer is moved from stage to stage, never shared for writing.
 //!
 //! This module decides what to send; [`target`] says how (the session's requests, with
@@ -52,14 +53,14 @@ pub use target::Target;
 /// An upload is answered once the server has hashed the chunk and written and fsynced its
 /// file, 8-10 ms for 4 MiB here: 16 MiB in flight keeps up with the client hashing random
 /// data at 1.5 GB/s, where two uploads at a time left a core idle a quarter of the time
-/// (corpus b first backup, cold, alternating: 3.89-4.01 s against 4.14-4.25 s, for 10 MiB
-/// more client and 13 more server RSS). Compressible data is produced more slowly than it is
-/// sent, so it rarely has more than two in flight.
+/// (corpus b first backup, cold, alternating: 3.74-4.17 s against 3.98-4.69 s, for 3-6 MiB
+/// more client and 5-8 more server RSS). Compressible data is produced more slowly than it
+/// is sent, so it rarely has more than two in flight.
 pub const UPLOAD_BUDGET: usize = 16 << 20;
 /// Chunk uploads in flight at once, whatever their size: small blobs (a metadata stream's)
 /// would otherwise send dozens at once, which the server holds in its HTTP/2 buffers
-/// until it has a worker for them (measured on corpus a's first backup: 41 MiB server RSS
-/// instead of 31).
+/// until it has a worker for them (corpus a's first backup with 1 MiB metadata chunks:
+/// server peak RSS 41 MiB without this bound, 35 with it, 31 with two uploads at a time).
 pub const UPLOAD_SLOTS: usize = 4;
 /// [`UPLOAD_BUDGET`] counts in units of this many bytes (semaphore permits).
 const BUDGET_UNIT: usize = 1024;

@@ -31,6 +31,7 @@ pub const PAYLOAD_AHEAD: usize = 2;
 /// 1.17-1.43 s against 1.06 with 8 and 4, and no more memory with blobs in buffers of
 /// their size (`datastore::pool`).
 pub const METADATA_IN_FLIGHT: usize = 8;
+/// Downloaded metadata chunks waiting for the reader (see [`METADATA_IN_FLIGHT`]).
 pub const METADATA_QUEUE: usize = 4;
 /// Attempts per chunk before the restore fails.
 const ATTEMPTS: u32 = 3;

@@ -8,7 +8,8 @@
 //! (`posix_fadvise(WILLNEED)`), at most [`CONTENT_AHEAD`] bytes past what the encoder has
 //! read: a tree of small files is then read with many requests in flight instead of one
 //! file at a time. Files of [`DIRECT_MIN`] bytes or more are left out: the encoder reads
-//! them past the page cache.
+//! them past the page cache (or, sparse ones, segment by segment with the kernel's own
+//! read-ahead).
 //!
 //! Only a hint: it reads nothing the encoder relies on, never fails a backup, stays on the
 //! root's file system and out of excluded paths, and stops when dropped.

@@ -20,7 +20,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use datastore::direct_io::{ALIGN, set_direct};
+use datastore::direct_io::{ALIGN, align_start, set_direct};
 
 /// Bytes per read.
 pub(crate) const IO_BLOCK: usize = 1 << 20;
@@ -35,8 +35,9 @@ pub(crate) struct BlockBuf {
 
 impl BlockBuf {
     pub(crate) fn new() -> Self {
-        let buf = vec![0; IO_BLOCK + ALIGN];
-        let start = buf.as_ptr().align_offset(ALIGN);
+        let mut buf = Vec::new();
+        let start = align_start(&mut buf, IO_BLOCK);
+        buf.resize(start + IO_BLOCK, 0);
         Self { buf, start }
     }
 
@@ -116,6 +117,15 @@ mod tests {
         (0..len).map(|i| (i * 7 + i / 4093) as u8).collect()
     }
 
+    /// A file holding `data`, open for reading, in a directory that lives as long.
+    fn file_of(data: &[u8]) -> (tempfile::TempDir, File) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, data).unwrap();
+        let file = File::open(&path).unwrap();
+        (dir, file)
+    }
+
     /// Reads `size` bytes the way the encoder does.
     fn read_all(reader: &mut ContentReader, size: u64) -> Vec<u8> {
         let mut buf = BlockBuf::new();
@@ -135,12 +145,9 @@ mod tests {
 
     #[test]
     fn a_large_file_reads_the_same_with_o_direct() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("big");
         let size = DIRECT_MIN as usize + 3 * IO_BLOCK + 1234;
         let data = pattern(size);
-        std::fs::write(&path, &data).unwrap();
-        let file = File::open(&path).unwrap();
+        let (dir, file) = file_of(&data);
         let mut reader = ContentReader::new(&file, size as u64, true);
         let direct = reader.is_direct();
         if !direct {
@@ -161,21 +168,15 @@ mod tests {
 
     #[test]
     fn small_and_partly_read_files_are_read_buffered() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        std::fs::write(&path, pattern(DIRECT_MIN as usize)).unwrap();
-        let file = File::open(&path).unwrap();
+        let (_dir, file) = file_of(&pattern(DIRECT_MIN as usize));
         assert!(!ContentReader::new(&file, DIRECT_MIN - 1, true).is_direct());
         assert!(!ContentReader::new(&file, DIRECT_MIN, false).is_direct());
     }
 
     #[test]
     fn an_unaligned_read_falls_back_to_buffered_reads() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("big");
         let data = pattern(DIRECT_MIN as usize + 100);
-        std::fs::write(&path, &data).unwrap();
-        let file = File::open(&path).unwrap();
+        let (_dir, file) = file_of(&data);
         let mut reader = ContentReader::new(&file, data.len() as u64, true);
         let mut buf = BlockBuf::new();
         let n = reader.read_at(&mut buf, 1000, 17).unwrap();
@@ -185,11 +186,8 @@ mod tests {
 
     #[test]
     fn a_file_that_changed_size_reads_as_the_file_is_now() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("big");
         let data = pattern(DIRECT_MIN as usize + 5000);
-        std::fs::write(&path, &data).unwrap();
-        let file = File::open(&path).unwrap();
+        let (_dir, file) = file_of(&data);
         // Grew since it was looked at: no more than the size asked for.
         let asked = DIRECT_MIN + 10;
         let mut reader = ContentReader::new(&file, asked, true);

@@ -66,6 +66,16 @@ fn params_validation() {
 }
 
 #[test]
+fn metadata_streams_are_cut_with_a_quarter_of_the_average() {
+    let store = ChunkerParams::default();
+    assert_eq!(store.for_metadata(), ChunkerParams::new(1 << 20).unwrap());
+    let smallest = ChunkerParams::new(ChunkerParams::MIN_AVG).unwrap();
+    assert_eq!(smallest.for_metadata(), smallest);
+    let p = ChunkerParams::new(64 << 10).unwrap().for_metadata();
+    assert_eq!((p.min, p.avg, p.max), (4 << 10, 16 << 10, 64 << 10));
+}
+
+#[test]
 fn gear_table_is_pinned() {
     assert_eq!(
         GEAR[0],
