@@ -133,6 +133,45 @@ const GOLDEN: [usize; 58] = [
     29781, 81620, 129214, 70131, 72826, 31005,
 ];
 
+/// The algorithm of the module doc, one byte after the other: the reference the lane scan of
+/// `Chunker::scan` must agree with.
+fn plain_lengths(params: ChunkerParams, data: &[u8]) -> Vec<usize> {
+    let chunker = Chunker::new(params);
+    let mut lengths = Vec::new();
+    let mut start = 0;
+    while start < data.len() {
+        let rest = &data[start..];
+        let mut len = rest.len().min(params.max);
+        let mut h = 0u64;
+        for (i, &b) in rest.iter().enumerate().take(params.max).skip(params.min) {
+            h = (h << 1).wrapping_add(GEAR[b as usize]);
+            let mask = if i < params.avg {
+                chunker.mask_hard
+            } else {
+                chunker.mask_easy
+            };
+            if h & mask == 0 {
+                len = i + 1;
+                break;
+            }
+        }
+        lengths.push(len);
+        start += len;
+    }
+    lengths
+}
+
+#[test]
+fn lane_scan_cuts_where_the_plain_loop_does() {
+    let data = mixed_bytes(0x1a4e, 24 << 20);
+    for avg in [64 << 10, 1 << 20, ChunkerParams::DEFAULT_AVG] {
+        let params = ChunkerParams::new(avg).unwrap();
+        let lengths = chunk_lengths(params, &data);
+        assert!(lengths.len() > 4, "avg {avg}: {} chunks", lengths.len());
+        assert_eq!(lengths, plain_lengths(params, &data), "avg {avg}");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -167,6 +206,41 @@ proptest! {
             found.push(len);
         }
         prop_assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn lane_scan_is_split_invariant(
+        seed: u64,
+        mut splits in proptest::collection::vec(0usize..1_500_000, 0..12),
+    ) {
+        let params = ChunkerParams::new(64 << 10).unwrap();
+        let data = mixed_bytes(seed, 1_500_000);
+        splits.push(data.len());
+        splits.sort_unstable();
+        let mut chunker = Chunker::new(params);
+        let mut found = Vec::new();
+        let mut start = 0;
+        for end in splits {
+            let mut piece = &data[start..end];
+            let mut offset = start;
+            while let Some(n) = chunker.scan(piece) {
+                offset += n;
+                found.push(offset);
+                piece = &piece[n..];
+            }
+            start = end;
+        }
+        if found.last() != Some(&data.len()) {
+            found.push(data.len());
+        }
+        let plain: Vec<usize> = plain_lengths(params, &data)
+            .into_iter()
+            .scan(0, |end, len| {
+                *end += len;
+                Some(*end)
+            })
+            .collect();
+        prop_assert_eq!(found, plain);
     }
 
     #[test]
