@@ -1,7 +1,7 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    datastore::pool::tune_allocator();
+    datastore::pool::tune_allocator(datastore::pool::Arenas::PerThread);
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(

@@ -50,9 +50,22 @@ const MMAP_THRESHOLD: usize = SMALLEST_BUFFER;
 /// go at the top of the heap: each time it was trimmed, the next one faulted its pages in
 /// again.
 const TRIM_THRESHOLD: usize = 4 << 20;
-/// glibc arenas: one. With an arena per thread each kept its own free memory (and its own
-/// [`TRIM_THRESHOLD`] at the top); small blocks still come from per-thread caches.
-const ARENA_MAX: usize = 1;
+/// How many glibc arenas a program lets its threads allocate from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arenas {
+    /// One for all threads: the server, whose tokio workers pass buffers to one another.
+    /// With glibc's arena per thread each kept its own free memory (and its own
+    /// [`TRIM_THRESHOLD`] at the top): the server's peak RSS on corpus a's restore went
+    /// from 34-36 to 48 MiB. Small blocks still come from per-thread caches.
+    One,
+    /// glibc's default, an arena per thread (up to 8 per core): the client, whose walk,
+    /// read-ahead, encoder and metadata parser threads allocate small blocks all the time.
+    /// Sharing one arena's lock among them made corpus a's unchanged backup (cold cache,
+    /// alternating runs) take 1.47-1.92 s instead of 1.19-1.37 s, with 0.2-0.4 s more
+    /// system and user time; per-thread arenas cost the client 61-67 MiB instead of 60-62
+    /// on corpus a's first backup and 80-83 instead of 73-77 on its restore.
+    PerThread,
+}
 
 /// Tunes the C allocator for this workload; called once at the start of each program.
 /// Without glibc it does nothing.
@@ -64,15 +77,14 @@ const ARENA_MAX: usize = 1;
 ///   on the bench's corpus b (1 GiB, half random, warm cache, runs side by side), peak RSS
 ///   of a backup: client 99-103 -> 76 MiB, server 43-44 -> 36-39 MiB; of a restore: client
 ///   99-106 -> 82-86 MiB, server 52-72 -> 35-43 MiB.
-/// - One arena that keeps [`TRIM_THRESHOLD`] bytes at its top. Measured on a cold restore
-///   of corpus b to disk (client minor page faults, system time, peak RSS): 226-282 K,
-///   1.16-1.17 s, 67-71 MiB before; 154 K, 0.94 s, 67 MiB after; corpus a's warm restore
-///   215-244 K faults and 93-95 MiB before, 145-147 K and 94-99 MiB after; the server's
-///   CPU time on corpus b's first backup 2.04-2.12 s before, 1.79-1.90 s after, its peak
-///   RSS on corpus a's restore 28-29 MiB before, 34-36 after. The same threshold with an
-///   arena per thread (glibc's default) saved as many faults for 5-8 MiB more client RSS
-///   and took the server to 48 MiB.
-pub fn tune_allocator() {
+/// - Arenas that keep [`TRIM_THRESHOLD`] bytes at their top. Measured with one arena on a
+///   cold restore of corpus b to disk (client minor page faults, system time, peak RSS):
+///   226-282 K, 1.16-1.17 s, 67-71 MiB before; 154 K, 0.94 s, 67 MiB after; corpus a's warm
+///   restore 215-244 K faults and 93-95 MiB before, 145-147 K and 94-99 MiB after; the
+///   server's CPU time on corpus b's first backup 2.04-2.12 s before, 1.79-1.90 s after,
+///   its peak RSS on corpus a's restore 28-29 MiB before, 34-36 after.
+/// - [`Arenas`] says how many arenas.
+pub fn tune_allocator(arenas: Arenas) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     #[expect(
         unsafe_code,
@@ -83,8 +95,12 @@ pub fn tune_allocator() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int);
         libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD as libc::c_int);
-        libc::mallopt(libc::M_ARENA_MAX, ARENA_MAX as libc::c_int);
+        if arenas == Arenas::One {
+            libc::mallopt(libc::M_ARENA_MAX, 1);
+        }
     }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = arenas;
 }
 
 /// An empty buffer with room for `capacity` bytes, from the process's pools if one is idle.
