@@ -154,7 +154,8 @@ fn run(work: &Work, stop: &AtomicBool, excludes: &ExcludeMatcher, dev: u64) {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                let Ok(meta) = entry.path().symlink_metadata() else {
+                // `lstat` relative to the open directory: no walk of the whole path.
+                let Ok(meta) = entry.metadata() else {
                     continue;
                 };
                 let is_dir = meta.is_dir() && meta.dev() == dev;
