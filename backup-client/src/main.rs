@@ -1,7 +1,8 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    datastore::pool::tune_allocator(datastore::pool::Arenas::PerThread);
+    let cli = backup_client::cli::Cli::parse();
+    datastore::pool::tune_allocator(cli.command.arenas());
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -9,7 +10,7 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    match backup_client::cli::run(backup_client::cli::Cli::parse()) {
+    match backup_client::cli::run(cli) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");

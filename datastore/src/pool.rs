@@ -53,17 +53,14 @@ const TRIM_THRESHOLD: usize = 4 << 20;
 /// How many glibc arenas a program lets its threads allocate from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arenas {
-    /// One for all threads: the server, whose tokio workers pass buffers to one another.
-    /// With glibc's arena per thread each kept its own free memory (and its own
-    /// [`TRIM_THRESHOLD`] at the top): the server's peak RSS on corpus a's restore went
-    /// from 34-36 to 48 MiB. Small blocks still come from per-thread caches.
+    /// One for all threads: for programs whose threads pass buffers to one another (the
+    /// server, a restore). With glibc's arena per thread each kept its own free memory
+    /// (and its own [`TRIM_THRESHOLD`] at the top): the server's peak RSS on corpus a's
+    /// restore went from 34-36 to 48 MiB. Small blocks still come from per-thread caches.
     One,
-    /// glibc's default, an arena per thread (up to 8 per core): the client, whose walk,
-    /// read-ahead, encoder and metadata parser threads allocate small blocks all the time.
-    /// Sharing one arena's lock among them made corpus a's unchanged backup (cold cache,
-    /// alternating runs) take 1.47-1.92 s instead of 1.19-1.37 s, with 0.2-0.4 s more
-    /// system and user time; per-thread arenas cost the client 61-67 MiB instead of 60-62
-    /// on corpus a's first backup and 80-83 instead of 73-77 on its restore.
+    /// glibc's default, an arena per thread (up to 8 per core): for many threads that
+    /// allocate small blocks all the time (a backup's walk, read-ahead, encoder and parser),
+    /// which would otherwise take turns on one arena's lock.
     PerThread,
 }
 
