@@ -51,6 +51,30 @@ fn boundaries(params: ChunkerParams, data: &[u8]) -> Vec<usize> {
         .collect()
 }
 
+/// Chunk ends found by one chunker fed `data` in pieces that end at `splits` (in any order;
+/// the end of the data is added); the end of the data counts as a cut.
+fn split_boundaries(params: ChunkerParams, data: &[u8], mut splits: Vec<usize>) -> Vec<usize> {
+    splits.push(data.len());
+    splits.sort_unstable();
+    let mut chunker = Chunker::new(params);
+    let mut found = Vec::new();
+    let mut start = 0;
+    for end in splits {
+        let mut piece = &data[start..end];
+        let mut offset = start;
+        while let Some(n) = chunker.scan(piece) {
+            offset += n;
+            found.push(offset);
+            piece = &piece[n..];
+        }
+        start = end;
+    }
+    if found.last() != Some(&data.len()) && !data.is_empty() {
+        found.push(data.len());
+    }
+    found
+}
+
 #[test]
 fn params_validation() {
     assert_eq!(
@@ -187,52 +211,17 @@ proptest! {
         let expected = boundaries(params, &data);
 
         splits.retain(|&s| s <= len);
-        splits.push(len);
-        splits.sort_unstable();
-        let mut chunker = Chunker::new(params);
-        let mut found = Vec::new();
-        let mut start = 0;
-        for end in splits {
-            let mut piece = &data[start..end];
-            let mut offset = start;
-            while let Some(n) = chunker.scan(piece) {
-                offset += n;
-                found.push(offset);
-                piece = &piece[n..];
-            }
-            start = end;
-        }
-        if found.last() != Some(&len) && len > 0 {
-            found.push(len);
-        }
-        prop_assert_eq!(found, expected);
+        prop_assert_eq!(split_boundaries(params, &data, splits), expected);
     }
 
     #[test]
     fn lane_scan_is_split_invariant(
         seed: u64,
-        mut splits in proptest::collection::vec(0usize..1_500_000, 0..12),
+        splits in proptest::collection::vec(0usize..1_500_000, 0..12),
     ) {
         let params = ChunkerParams::new(64 << 10).unwrap();
         let data = mixed_bytes(seed, 1_500_000);
-        splits.push(data.len());
-        splits.sort_unstable();
-        let mut chunker = Chunker::new(params);
-        let mut found = Vec::new();
-        let mut start = 0;
-        for end in splits {
-            let mut piece = &data[start..end];
-            let mut offset = start;
-            while let Some(n) = chunker.scan(piece) {
-                offset += n;
-                found.push(offset);
-                piece = &piece[n..];
-            }
-            start = end;
-        }
-        if found.last() != Some(&data.len()) {
-            found.push(data.len());
-        }
+        let found = split_boundaries(params, &data, splits);
         let plain: Vec<usize> = plain_lengths(params, &data)
             .into_iter()
             .scan(0, |end, len| {
