@@ -158,7 +158,6 @@ pub enum SnapshotCommand {
     },
 }
 
-/// Runs the command; the exit status is non-zero on error or when files were skipped.
 impl Command {
     /// The C allocator's arenas for this command ([`datastore::pool::tune_allocator`]). A
     /// backup's walk, read-ahead, encoder and metadata parser threads allocate small blocks
@@ -174,6 +173,7 @@ impl Command {
     }
 }
 
+/// Runs the command; the exit status is non-zero on error or when files were skipped.
 pub fn run(cli: Cli) -> Result<std::process::ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

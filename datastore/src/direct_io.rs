@@ -17,8 +17,8 @@
 //! (cold cache, alternating runs) saved 0.05 s of server CPU and took 0.1-0.3 s longer
 //! (1.99-2.35 s against 1.90-2.12 s), without the kernel's read-ahead; measured again over
 //! six alternating pairs, 0.12 s less server CPU and the same wall time (medians 2.95
-//! against 2.96 s). A restore writes its
-//! files buffered for the same kind of reason (`backup-client`'s `archive::content`).
+//! against 2.96 s). A restore writes its files buffered for the same kind of reason
+//! (`backup-client`'s `archive::content`).
 
 use std::fs::File;
 use std::io;

@@ -387,9 +387,7 @@ fn replace_non_dir<T>(path: &Path, make: impl Fn() -> io::Result<T>) -> io::Resu
 /// follow fill blocks that exist instead of reserving them page by page (ext4's delayed
 /// allocation). A file system that cannot is written as before.
 fn preallocate(file: &File, size: u64) -> io::Result<()> {
-    let Ok(len) = i64::try_from(size) else {
-        return Ok(());
-    };
+    let len = i64::try_from(size).map_err(|_| io::Error::from(io::ErrorKind::FileTooLarge))?;
     match nix::fcntl::fallocate(file, nix::fcntl::FallocateFlags::empty(), 0, len) {
         Ok(()) => Ok(()),
         Err(Errno::EOPNOTSUPP | Errno::ENOSYS | Errno::EINVAL) => Ok(()),
