@@ -1,5 +1,5 @@
-//! How the encoder reads a file's content: large files past the page cache (`O_DIRECT`),
-//! the rest through it.
+//! How a large file's content is read by the encoder and written by a restore: past the
+//! page cache (`O_DIRECT`), in [`BlockBuf`]s; the rest goes through it.
 //!
 //! A file the backup reads once is not worth caching, and copying it out of the page cache
 //! is what costs (`datastore::direct_io`): corpus b's first backup (1 GiB in four files,
@@ -9,9 +9,13 @@
 //! disk, four times what the pipeline hashes and compresses; small files stay buffered,
 //! where the walk's read-ahead (`crate::prefetch`) keeps many requests in flight.
 //!
-//! A restore writes files buffered: `O_DIRECT` writes (from a thread of their own, so the
-//! restorer did not wait for the disk) took a cold restore of corpus b to ext4 2.29-2.40 s
-//! against 2.09-2.17 s buffered, whose writes the kernel does after the restore ends.
+//! A restore writes files of [`DIRECT_MIN`] or more that are not sparse with `O_DIRECT`
+//! too (`restore.rs`), after one `fallocate`. Buffered, every page written is a page the
+//! kernel must find first, which on this VM (it hands freed memory back to its host) is what
+//! costs: a cold restore of corpus b took 2.29-3.65 s with 1.3-2.96 s of client system time
+//! buffered, 1.88-2.58 s with 0.57-0.73 s `O_DIRECT` (alternating runs). Writing from a
+//! thread of its own, so that the restorer did not wait for the disk, gave the same times
+//! (2.21-2.38 s against 2.24-2.58 s) for 12 MiB more, and was not kept.
 //!
 //! Only an optimisation: a file system that refuses `O_DIRECT`, or a read that it refuses
 //! (alignment), is read buffered instead, so the bytes read never depend on it.
@@ -24,10 +28,11 @@ use datastore::direct_io::{ALIGN, align_start, set_direct};
 
 /// Bytes per read.
 pub(crate) const IO_BLOCK: usize = 1 << 20;
-/// Files this large or larger are read with `O_DIRECT` (and not read ahead by the walk).
+/// Files this large or larger are read (and not read ahead by the walk) and restored with
+/// `O_DIRECT`.
 pub(crate) const DIRECT_MIN: u64 = 8 << 20;
 
-/// The encoder's read buffer: [`IO_BLOCK`] bytes at an [`ALIGN`]ed address.
+/// An `O_DIRECT` buffer: the encoder's reads ([`IO_BLOCK`] bytes), the restore's writes.
 pub(crate) struct BlockBuf {
     buf: Vec<u8>,
     start: usize,
@@ -35,9 +40,14 @@ pub(crate) struct BlockBuf {
 
 impl BlockBuf {
     pub(crate) fn new() -> Self {
+        Self::with_len(IO_BLOCK)
+    }
+
+    /// A buffer of `len` bytes at an [`ALIGN`]ed address.
+    pub(crate) fn with_len(len: usize) -> Self {
         let mut buf = Vec::new();
-        let start = align_start(&mut buf, IO_BLOCK);
-        buf.resize(start + IO_BLOCK, 0);
+        let start = align_start(&mut buf, len);
+        buf.resize(start + len, 0);
         Self { buf, start }
     }
 
