@@ -17,8 +17,8 @@
 //! thread of its own, so that the restorer did not wait for the disk, gave the same times
 //! (2.21-2.38 s against 2.24-2.58 s) for 12 MiB more, and was not kept.
 //!
-//! Only an optimisation: a file system that refuses `O_DIRECT`, or a read that it refuses
-//! (alignment), is read buffered instead, so the bytes read never depend on it.
+//! Only an optimisation: a file system that refuses `O_DIRECT`, or a read or write that it
+//! refuses (alignment), is served buffered instead, so the bytes never depend on it.
 
 use std::fs::File;
 use std::io;
