@@ -33,9 +33,6 @@ use super::restore_meta::{MetaTarget, apply_meta, lookup_acl_name};
 use super::sparse::{SparseMap, SparseSegment};
 use super::{ArchiveError, ArchiveProgress, RestoreOptions, RestoreStats};
 
-/// Files of at least this size get their blocks allocated before they are written.
-const PREALLOCATE_MIN: u64 = 8 * IO_BLOCK as u64;
-
 pub(crate) fn restore<R: Read>(
     input: R,
     target: &Path,
@@ -271,12 +268,14 @@ impl Restorer<'_> {
             len: size,
         }];
         let segments = sparse.map_or(&whole[..], |map| &map.segments);
-        if sparse.is_none() && size >= PREALLOCATE_MIN {
+        // A large file gets its blocks first, then is written past the page cache
+        // (`archive::content`; refused, buffered). Every read but the last fills the
+        // block, so the writes stay aligned up to the file's tail.
+        let large = sparse.is_none() && size >= DIRECT_MIN;
+        if large {
             preallocate(file, size).map_err(|e| fail(display, "allocate", e))?;
         }
-        // Refused: written buffered. Every read but the last fills the block, so the writes
-        // stay aligned up to the file's tail.
-        let mut direct = sparse.is_none() && size >= DIRECT_MIN && set_direct(file, true);
+        let mut direct = large && set_direct(file, true);
         for segment in segments {
             let mut pos = segment.offset;
             let end = segment.offset + segment.len;
@@ -445,7 +444,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         let file = File::create(&path).unwrap();
-        let size = PREALLOCATE_MIN + 12345;
+        let size = DIRECT_MIN + 12345;
         preallocate(&file, size).unwrap();
         let meta = file.metadata().unwrap();
         assert_eq!(meta.len(), size);
