@@ -269,8 +269,9 @@ impl Restorer<'_> {
         }];
         let segments = sparse.map_or(&whole[..], |map| &map.segments);
         // A large file gets its blocks first, then is written past the page cache
-        // (`archive::content`; refused, buffered). Every read but the last fills the
-        // block, so the writes stay aligned up to the file's tail.
+        // (`archive::content`); where the filesystem refuses O_DIRECT it is written
+        // buffered. Every read but the last fills the block, so the writes stay aligned
+        // up to the file's tail.
         let large = sparse.is_none() && size >= DIRECT_MIN;
         if large {
             preallocate(file, size).map_err(|e| fail(display, "allocate", e))?;
