@@ -17,7 +17,14 @@ use super::payload::PayloadSource;
 use super::reader::SplitReader;
 use super::select::Selection;
 
+/// File content that passes through `out` at a time.
 const COPY_BLOCK: u64 = 1 << 20;
+/// Reads of file content at least this large skip `out`. A restore reads 1 MiB blocks: the
+/// copy through `out` was 12% of the client's CPU samples on corpus b's restore, and
+/// skipping it took that restore (chunks in the server's page cache, five alternating
+/// pairs) from 2.03-3.18 s (median 2.29) to 1.96-2.23 s (2.03), client CPU 2.33-3.02 s
+/// to 2.24-2.71 s.
+const DIRECT_READ_MIN: usize = 64 << 10;
 
 /// Counts of an export so far.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -41,7 +48,8 @@ pub struct TarExport<M, P> {
     /// Bytes ready to be read, from `pos` on.
     out: Vec<u8>,
     pos: usize,
-    /// Content of the current file not yet moved to `out`, then its padding.
+    /// Content of the current file not yet read, then its padding (which goes through
+    /// `out`).
     data_left: u64,
     padding: usize,
     done: bool,
@@ -94,24 +102,18 @@ impl<M: Read, P: PayloadSource> TarExport<M, P> {
         self.out.clear();
         self.pos = 0;
         if self.data_left > 0 {
-            let n = self.data_left.min(COPY_BLOCK) as usize;
-            self.out.resize(n, 0);
+            let mut block = std::mem::take(&mut self.out);
+            block.resize(self.data_left.min(COPY_BLOCK) as usize, 0);
             let mut done = 0;
-            while done < n {
-                let read = self.reader.read_data(&mut self.out[done..])?;
-                if read == 0 {
-                    return Err(ArchiveError::Input {
-                        offset: self.stats.payload_bytes + done as u64,
-                        source: io::ErrorKind::UnexpectedEof.into(),
-                    });
-                }
-                done += read;
+            while done < block.len() {
+                done += self.read_content(&mut block[done..])?;
             }
-            self.data_left -= n as u64;
-            self.stats.payload_bytes += n as u64;
-            if self.data_left == 0 {
-                self.out.resize(n + self.padding, 0);
-            }
+            self.out = block;
+            return Ok(true);
+        }
+        if self.padding > 0 {
+            self.out.resize(self.padding, 0);
+            self.padding = 0;
             return Ok(true);
         }
         if self.done {
@@ -151,11 +153,32 @@ impl<M: Read, P: PayloadSource> TarExport<M, P> {
         }
         Ok(true)
     }
+
+    /// Moves up to `buf.len()` bytes of the current file's content from the payload into
+    /// `buf`; returns how many (at least one).
+    fn read_content(&mut self, buf: &mut [u8]) -> Result<usize, ArchiveError> {
+        let want = self.data_left.min(buf.len() as u64) as usize;
+        let read = self.reader.read_data(&mut buf[..want])?;
+        if read == 0 {
+            return Err(ArchiveError::Input {
+                offset: self.stats.payload_bytes,
+                source: io::ErrorKind::UnexpectedEof.into(),
+            });
+        }
+        self.data_left -= read as u64;
+        self.stats.payload_bytes += read as u64;
+        Ok(read)
+    }
 }
 
 impl<M: Read, P: PayloadSource> Read for TarExport<M, P> {
+    /// A large read of file content goes from the payload straight into `buf`; the rest
+    /// passes through `out`.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.out.len() {
+            if self.data_left > 0 && buf.len() >= DIRECT_READ_MIN {
+                return self.read_content(buf).map_err(io::Error::other);
+            }
             if !self.refill().map_err(io::Error::other)? {
                 return Ok(0);
             }

@@ -65,6 +65,44 @@ fn export_equals_the_single_layout() {
     assert!(sequential == single);
 }
 
+/// Small reads pass through the export's buffer, large ones go straight from the payload
+/// into the caller's: every mix gives the same stream.
+#[test]
+fn export_is_the_same_whatever_the_read_sizes() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("src");
+    small_tree(&root);
+    let big: Vec<u8> = (0..(3 << 20) + 5).map(|i: u32| (i % 251) as u8).collect();
+    fs::write(root.join("dir/big"), &big).unwrap();
+    let mut single = Vec::new();
+    encode_tree(&root, &mut single, &ArchiveProgress::default()).unwrap();
+    let (meta, payload) = split(&root);
+    let content = export_tar(&meta[..], &payload[..], &mut Vec::new(), None)
+        .unwrap()
+        .payload_bytes;
+    assert!(content > big.len() as u64);
+    for sizes in [
+        &[1usize][..],
+        &[512, 70_001],
+        &[1 << 20],
+        &[100, 65_536, 3 << 20],
+    ] {
+        let mut export = crate::archive::split_to_tar(&meta[..], &payload[..]);
+        let mut exported = Vec::new();
+        let mut buf = vec![0u8; 3 << 20];
+        for &size in sizes.iter().cycle() {
+            let n = export.read(&mut buf[..size]).unwrap();
+            if n == 0 {
+                break;
+            }
+            exported.extend_from_slice(&buf[..n]);
+        }
+        assert!(exported == single, "read sizes {sizes:?}");
+        assert_eq!(export.stats().payload_bytes, content);
+    }
+}
+
 #[test]
 fn restore_from_the_split_layout() {
     let dir = tempfile::tempdir().unwrap();
