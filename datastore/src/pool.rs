@@ -123,6 +123,21 @@ pub fn release_idle() {
     BUFFERS.free.clear();
     SMALL_BUFFERS.free.clear();
     crate::blob::release_idle_contexts();
+    trim_allocator();
+}
+
+/// Hands the C allocator's free memory back to the kernel: what the arenas keep below
+/// their top, which [`TRIM_THRESHOLD`] does not reach.
+fn trim_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[expect(
+        unsafe_code,
+        reason = "malloc_trim has no safe wrapper; it only returns free pages to the kernel"
+    )]
+    // SAFETY: malloc_trim touches only memory that the allocator holds as free.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// The pool for a buffer of `capacity` bytes: small blobs have their own.
