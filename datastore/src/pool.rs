@@ -18,15 +18,15 @@ use bytes::Bytes;
 /// chunks being gathered, compressed, decompressed or read from disk. Idle buffers are
 /// resident memory, but a buffer that is not kept is a new mapping whose every page faults
 /// when it is written (on this VM also in the host). With small blobs in a pool of their
-/// own and buffers shrunk when given back, 6 cost little. Corpus b, cold cache, client:
+/// own and buffers shrunk when given back, 4 cost little. Corpus b, cold cache, client:
 /// its first backup took 116-135 K minor faults and 0.75-0.97 s of system time keeping 2,
 /// 53-58 K keeping 4, 40-41 K and 0.51-0.54 s keeping 6 (8 no fewer), for 65-68 against
-/// 68-69 MiB peak RSS, and the same wall time (3.71-4.16 against 3.75-4.26 s, client and
-/// server, three alternating pairs); its restore 110-133 K faults, 0.71-0.86 s of system
-/// time and 2.70-2.72 s keeping 2, 40-42 K, 0.46-0.58 s and 2.20-2.45 s keeping 6, for
-/// 66-71 against 72 MiB. (Keeping 8 instead of 2 cost a restore of corpus a 26 MiB before
-/// small blobs had their own pool; now 74-78 against 79-80 MiB.)
-static BUFFERS: BufferPool = BufferPool::new(6, SMALLEST_BUFFER, LARGEST_BUFFER);
+/// 68-69 MiB peak RSS, and the same wall time (keeping 6: 3.71-4.16 against 3.75-4.26 s,
+/// three alternating pairs); its restore 110-133 K faults, 0.71-0.86 s of system time and
+/// 2.70-2.72 s keeping 2, 40-42 K, 0.46-0.58 s and 2.20-2.45 s keeping 6, the same time
+/// keeping 4 (2.39-2.46 against 2.37-2.45 s). A restore of corpus a peaked at 77-78 MiB
+/// keeping 4 and 80-84 keeping 6, with corpus a's memory goal close (docs/BENCHMARKS.md).
+static BUFFERS: BufferPool = BufferPool::new(4, SMALLEST_BUFFER, LARGEST_BUFFER);
 /// Idle small buffers: blobs of less than [`SMALL_LARGEST`] bytes (a compressed metadata
 /// chunk, a small upload). In the chunk pool each pinned a chunk buffer's pages (4 MiB at
 /// least): with 1 MiB metadata chunks, 8 downloads in flight took corpus a's unchanged
