@@ -413,6 +413,43 @@ mod tests {
     use super::*;
     use std::os::unix::fs::FileExt;
 
+    /// A file is created private to the restoring user and gets its owner, then its mode
+    /// (setuid and setgid after the chown, which clears them), whatever the bits.
+    #[test]
+    fn files_get_their_mode_and_owner_whatever_they_were_created_with() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        fs::create_dir(&src).unwrap();
+        let modes = [0o644, 0o600, 0o444, 0o666, 0o664, 0o4755, 0o2711, 0o000];
+        for mode in modes {
+            let path = src.join(format!("{mode:o}"));
+            fs::write(&path, b"x").unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let root = nix::unistd::geteuid().is_root();
+        if root {
+            fs::write(src.join("foreign"), b"y").unwrap();
+            nix::unistd::chown(&src.join("foreign"), Some(1234.into()), Some(5678.into())).unwrap();
+        } else {
+            println!("foreign owner not checked: needs root");
+        }
+        let mut archive = Vec::new();
+        let progress = ArchiveProgress::default();
+        crate::archive::encode_tree(&src, &mut archive, &progress).unwrap();
+        let target = dir.path().join("target");
+        restore(&archive[..], &target, &RestoreOptions::default(), &progress).unwrap();
+        for mode in modes {
+            let meta = fs::metadata(target.join(format!("{mode:o}"))).unwrap();
+            assert_eq!(meta.mode() & 0o7777, mode, "{mode:o}");
+        }
+        if root {
+            let meta = fs::metadata(target.join("foreign")).unwrap();
+            assert_eq!((meta.uid(), meta.gid()), (1234, 5678));
+            assert_eq!(meta.mode() & 0o7777, 0o644);
+        }
+    }
+
     #[test]
     fn large_files_restore_whole_whatever_their_tail() {
         let dir = tempfile::tempdir().unwrap();
