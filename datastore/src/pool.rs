@@ -122,9 +122,9 @@ pub fn into_bytes(buf: Vec<u8>) -> Bytes {
     pool_for(buf.capacity()).bytes(buf)
 }
 
-/// Frees the idle buffers and codec contexts of the process, for a server that has nothing
-/// to do: what an idle daemon keeps is memory no one else can use. Buffers in use go back
-/// to the pools as before.
+/// Frees the idle buffers and codec contexts of the process and hands the allocator's free
+/// memory back to the kernel, for a server that has nothing to do: what an idle daemon keeps
+/// is memory no one else can use. Buffers in use go back to the pools as before.
 pub fn release_idle() {
     BUFFERS.free.clear();
     SMALL_BUFFERS.free.clear();

@@ -15,7 +15,10 @@
 //! costs: a cold restore of corpus b took 2.29-3.65 s with 1.3-2.96 s of client system time
 //! buffered, 1.88-2.58 s with 0.57-0.73 s `O_DIRECT` (alternating runs). Writing from a
 //! thread of its own, so that the restorer did not wait for the disk, gave the same times
-//! (2.21-2.38 s against 2.24-2.58 s) for 12 MiB more, and was not kept.
+//! (2.21-2.38 s against 2.24-2.58 s) for 12 MiB more, and was not kept. Measured again
+//! on a later day, with the VM's memory in another state, buffered writes were the faster
+//! (1.87-2.30 s against 2.15-2.86 s): an open question (docs/BENCHMARKS.md, "Buffered
+//! writes again?").
 //!
 //! Only an optimisation: a file system that refuses `O_DIRECT`, or a read or write that it
 //! refuses (alignment), is served buffered instead, so the bytes never depend on it.

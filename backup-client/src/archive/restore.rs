@@ -416,7 +416,7 @@ mod tests {
     /// A file is created private to the restoring user and gets its owner, then its mode
     /// (setuid and setgid after the chown, which clears them), whatever the bits.
     #[test]
-    fn files_get_their_mode_and_owner_whatever_they_were_created_with() {
+    fn files_get_their_mode_and_owner_whatever_the_bits() {
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("src");

@@ -19,12 +19,12 @@ use super::select::Selection;
 
 /// File content that passes through `out` at a time.
 const COPY_BLOCK: u64 = 1 << 20;
-/// Reads of file content at least this large skip `out`. A restore reads 1 MiB blocks: the
+/// Reads of file content at least this large bypass `out`. A restore reads 1 MiB blocks: the
 /// copy through `out` was 12% of the client's CPU samples on corpus b's restore, and
 /// skipping it took that restore (chunks in the server's page cache, five alternating
 /// pairs) from 2.03-3.18 s (median 2.29) to 1.96-2.23 s (2.03), client CPU 2.33-3.02 s
 /// to 2.24-2.71 s.
-const DIRECT_READ_MIN: usize = 64 << 10;
+const BYPASS_OUT_MIN: usize = 64 << 10;
 
 /// Counts of an export so far.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -176,7 +176,7 @@ impl<M: Read, P: PayloadSource> Read for TarExport<M, P> {
     /// passes through `out`.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.out.len() {
-            if self.data_left > 0 && buf.len() >= DIRECT_READ_MIN {
+            if self.data_left > 0 && buf.len() >= BYPASS_OUT_MIN {
                 return self.read_content(buf).map_err(io::Error::other);
             }
             if !self.refill().map_err(io::Error::other)? {
