@@ -1,6 +1,6 @@
 //! Reads and writes past the page cache (`O_DIRECT`), for data that is read or written once:
-//! the large files a backup reads and a restore writes (`backup-client`'s
-//! `archive::content`), the chunks a server stores (`write_all`).
+//! the large files a backup reads (`backup-client`'s `archive::content`), the chunks a
+//! server stores (`write_all`).
 //!
 //! Copying into and out of the page cache is what a bulk transfer pays for most after
 //! hashing and compression, and with both cores busy the copy of data that has left the
@@ -72,7 +72,7 @@ pub fn write_all(file: &File, data: &[u8]) -> io::Result<()> {
 /// whole blocks of an [`ALIGN`]ed `data` at an aligned offset with `O_DIRECT` while it is
 /// on, the rest buffered, which turns it off (`direct` and the file's flag) for the writes
 /// that follow.
-pub fn write_at(file: &File, direct: &mut bool, data: &[u8], offset: u64) -> io::Result<()> {
+fn write_at(file: &File, direct: &mut bool, data: &[u8], offset: u64) -> io::Result<()> {
     let whole = if data.as_ptr().align_offset(ALIGN) == 0 {
         data.len() / ALIGN * ALIGN
     } else {

@@ -1,5 +1,5 @@
-//! How a large file's content is read by the encoder and written by a restore: past the
-//! page cache (`O_DIRECT`), in [`BlockBuf`]s; the rest goes through it.
+//! How a large file's content is read by the encoder (past the page cache, `O_DIRECT`) and
+//! written by a restore (through it), in [`BlockBuf`]s.
 //!
 //! A file the backup reads once is not worth caching, and copying it out of the page cache
 //! is what costs (`datastore::direct_io`): corpus b's first backup (1 GiB in four files,
@@ -9,19 +9,22 @@
 //! disk, four times what the pipeline hashes and compresses; small files stay buffered,
 //! where the walk's read-ahead (`crate::prefetch`) keeps many requests in flight.
 //!
-//! A restore writes files of [`DIRECT_MIN`] or more that are not sparse with `O_DIRECT`
-//! too (`restore.rs`), after one `fallocate`. Buffered, every page written is a page the
-//! kernel must find first, which on this VM (it hands freed memory back to its host) is what
-//! costs: a cold restore of corpus b took 2.29-3.65 s with 1.3-2.96 s of client system time
-//! buffered, 1.88-2.58 s with 0.57-0.73 s `O_DIRECT` (alternating runs). Writing from a
-//! thread of its own, so that the restorer did not wait for the disk, gave the same times
-//! (2.21-2.38 s against 2.24-2.58 s) for 12 MiB more, and was not kept. Measured again
-//! on a later day, with the VM's memory in another state, buffered writes were the faster
-//! (1.87-2.30 s against 2.15-2.86 s): an open question (docs/BENCHMARKS.md, "Buffered
-//! writes again?").
+//! A restore writes through the page cache, as restic and borg do: a file of [`DIRECT_MIN`]
+//! or more that is not sparse gets its blocks first (one `fallocate`). `O_DIRECT` writes
+//! make the restorer wait for the disk on every block, buffered ones make the kernel find a
+//! fresh page for each page written, and which costs more depends on the VM's memory
+//! state. `O_DIRECT` was the faster on the day it was chosen (cold restore of corpus b,
+//! alternating runs: 1.88-2.58 s against 2.29-3.65 s buffered, with 1.3-2.96 s of client
+//! system time buffered); buffered writes were the faster on the two days measured since
+//! (1.87-2.30 s against 2.15-2.86 s over nine pairs; 1.75-2.27 s against 2.03-2.91 s over
+//! seven pairs, each pair won, with 0.55-0.78 s of client system time against 0.43-0.80 s). Buffered writes that started
+//! writeback every 8 MiB and dropped the written pages (`sync_file_range`,
+//! `POSIX_FADV_DONTNEED`), to reuse pages, were as slow as `O_DIRECT` (2.46-3.02 s). Writing
+//! from a thread of its own, so that the restorer did not wait for the disk, gave the same
+//! times as `O_DIRECT` (2.21-2.38 s against 2.24-2.58 s) for 12 MiB more.
 //!
-//! Only an optimisation: a file system that refuses `O_DIRECT`, or a read or write that it
-//! refuses (alignment), is served buffered instead, so the bytes never depend on it.
+//! Only an optimisation: a file system that refuses `O_DIRECT`, or a read that it refuses
+//! (alignment), is served buffered instead, so the bytes never depend on it.
 
 use std::fs::File;
 use std::io;
@@ -31,11 +34,11 @@ use datastore::direct_io::{ALIGN, align_start, set_direct};
 
 /// Bytes per read.
 pub(crate) const IO_BLOCK: usize = 1 << 20;
-/// Files this large or larger are read (and not read ahead by the walk) and restored with
-/// `O_DIRECT`.
+/// Files this large or larger are read with `O_DIRECT` (and not read ahead by the walk),
+/// and preallocated by a restore.
 pub(crate) const DIRECT_MIN: u64 = 8 << 20;
 
-/// An `O_DIRECT` buffer: the encoder's reads ([`IO_BLOCK`] bytes), the restore's writes.
+/// An aligned buffer of [`IO_BLOCK`] bytes: the encoder's `O_DIRECT` reads, the restore's writes.
 pub(crate) struct BlockBuf {
     buf: Vec<u8>,
     start: usize,

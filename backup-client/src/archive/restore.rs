@@ -17,11 +17,10 @@ use std::ffi::OsStr;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 
-use datastore::direct_io::{set_direct, write_at};
 use nix::errno::Errno;
 use nix::sys::stat::{Mode, SFlag, makedev, mknod};
 use nix::unistd::mkfifo;
@@ -86,7 +85,7 @@ struct Restorer<'p> {
     deferred: Vec<(Vec<u8>, EntryMeta)>,
     stats: RestoreStats,
     progress: &'p ArchiveProgress,
-    /// Aligned for `O_DIRECT` writes.
+    /// Content on its way from the archive to a file.
     buf: BlockBuf,
 }
 
@@ -268,15 +267,11 @@ impl Restorer<'_> {
             len: size,
         }];
         let segments = sparse.map_or(&whole[..], |map| &map.segments);
-        // A large file gets its blocks first, then is written past the page cache
-        // (`archive::content`); where the filesystem refuses O_DIRECT it is written
-        // buffered. Every read but the last fills the block, so the writes stay aligned
-        // up to the file's tail.
-        let large = sparse.is_none() && size >= DIRECT_MIN;
-        if large {
+        // A large file gets its blocks first, then is written through the page cache
+        // (`archive::content` says why not with O_DIRECT).
+        if sparse.is_none() && size >= DIRECT_MIN {
             preallocate(file, size).map_err(|e| fail(display, "allocate", e))?;
         }
-        let mut direct = large && set_direct(file, true);
         for segment in segments {
             let mut pos = segment.offset;
             let end = segment.offset + segment.len;
@@ -292,7 +287,7 @@ impl Restorer<'_> {
                         io::ErrorKind::UnexpectedEof.into(),
                     ));
                 }
-                write_at(file, &mut direct, self.buf.get(n), pos)
+                file.write_all_at(self.buf.get(n), pos)
                     .map_err(|e| fail(display, "write", e))?;
                 pos += n as u64;
                 self.stats.bytes_written += n as u64;
@@ -411,7 +406,6 @@ fn fail(display: &str, op: &'static str, source: io::Error) -> ArchiveError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::FileExt;
 
     /// A file is created private to the restoring user and gets its owner, then its mode
     /// (setuid and setgid after the chown, which clears them), whatever the bits.
