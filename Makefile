@@ -11,9 +11,11 @@ deps:
 build: deps
 	$(CARGO) build --release --bins
 
-# The whole test suite: unit, property and end-to-end tests. The end-to-end tests run the
-# real binaries, so they are built first in the same profile.
+# The whole test suite: unit, property and end-to-end tests, and those of the bench's report
+# script. The end-to-end tests run the real binaries, so they are built first in the same
+# profile.
 test: deps
+	python3 -m unittest discover -s scripts -p '*_test.py'
 	$(CARGO) build --bins
 	$(CARGO) test --workspace --no-fail-fast
 

@@ -14,7 +14,9 @@ Environment: BENCH_DIR (default /var/tmp/backup-rs-compare), BENCH_SCALE (defaul
 size; 0.05 for a quick check), BENCH_CLIENT_ARGS (appended to `backup-client backup`, e.g.
 "--upload-mode stream"), BENCH_TOOLS (default "ours,restic,borg"), BENCH_CORPORA (default
 "a,b,c"), BENCH_DATASTORE_ARGS (appended to `backup-server datastore create`, e.g.
-"--chunk-size-kib 1024"), BENCH_LIMITS=0 skips `cargo bench -p datastore --bench limits`.
+"--chunk-size-kib 1024"), BENCH_REPEAT (default 1: runs every tool's steps that many times,
+the tools taking turns, and reports each measurement's median), BENCH_LIMITS=0 skips
+`cargo bench -p datastore --bench limits`.
 Options: --out FILE also writes the markdown report to FILE."""
 
 import argparse
@@ -39,6 +41,7 @@ SCALE = float(os.environ.get("BENCH_SCALE", "1"))
 CLIENT_ARGS = shlex.split(os.environ.get("BENCH_CLIENT_ARGS", ""))
 DATASTORE_ARGS = shlex.split(os.environ.get("BENCH_DATASTORE_ARGS", ""))
 TOOLS = os.environ.get("BENCH_TOOLS", "ours,restic,borg").split(",")
+REPEAT = int(os.environ.get("BENCH_REPEAT", "1"))
 CORPORA = {"a": "a-tree", "b": "b-large", "c": "c-sparse"}
 RESTIC_PASSWORD = "bench-compare"
 MIB = 1 << 20
@@ -363,7 +366,8 @@ def header():
         + "); "
         f"{version(['restic', 'version'])}; {version(['borg', '--version'])}",
         f"- BENCH_SCALE {SCALE:g}; page cache dropped before every step: "
-        + ("yes" if os.geteuid() == 0 else "no (not root)"),
+        + ("yes" if os.geteuid() == 0 else "no (not root)")
+        + (f"; every tool run {REPEAT} times, taking turns: medians" if REPEAT > 1 else ""),
     ]
     return "\n".join(lines) + "\n"
 
@@ -404,10 +408,12 @@ def main():
                 info = f.read().strip()
             log(f"corpus {key}: cold read with tar")
             floor = read_floor(corpus)
-            rows = []
-            for name in TOOLS:
-                log(f"corpus {key}: {name}")
-                rows += run_tool(name, key, corpus, digests, notes, works)
+            runs = {name: [] for name in TOOLS}
+            for rep in range(1, REPEAT + 1):
+                for name in TOOLS:
+                    log(f"corpus {key}: {name}, run {rep} of {REPEAT}")
+                    runs[name].append(run_tool(name, key, corpus, digests, notes, works))
+            rows = [row for name in TOOLS for row in bench_report.median_rows(runs[name])]
             all_rows[key] = rows
             sections.append(bench_report.corpus_table(key, info, floor, rows))
     finally:

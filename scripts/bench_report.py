@@ -5,8 +5,37 @@ A row is a dict: step, tool, wall (s), cpu (s, every process), rss (client MiB),
 (MiB, this project only, else None), stored (bytes), new (bytes the tool reports as new, or
 None), note; a failed tool has only step, tool, failed and note."""
 
+import statistics
+
 MIB = 1 << 20
+MEASURED = ("wall", "cpu", "rss", "server_rss", "stored", "new")
 CORPUS_TITLES = {"a": "source tree", "b": "large binary files", "c": "mostly-zero file"}
+
+
+def median_rows(runs):
+    """One tool's rows on one corpus from its repeated runs (a list of row lists, in run
+    order): per step, the median of each measurement, the note of the run whose wall time is
+    the median, and the range of wall times. A run that failed is reported instead, as it is.
+    """
+    failed = [rows for rows in runs if any(r.get("failed") for r in rows)]
+    if failed:
+        return failed[0]
+    if len(runs) == 1:
+        return runs[0]
+    merged = []
+    for same in zip(*runs, strict=True):
+        if len({r["step"] for r in same}) != 1:
+            raise ValueError(f"runs differ in their steps: {[r['step'] for r in same]}")
+        by_wall = sorted(same, key=lambda r: r["wall"])
+        row = dict(by_wall[len(by_wall) // 2])
+        for field in MEASURED:
+            values = [r[field] for r in same]
+            if None not in values:
+                row[field] = statistics.median(values)
+        spread = f"wall {by_wall[0]['wall']:.2f}-{by_wall[-1]['wall']:.2f} s in {len(same)} runs"
+        row["note"] = f"{row['note']}; {spread}" if row.get("note") else spread
+        merged.append(row)
+    return merged
 
 
 def ratio(peer, ours):
