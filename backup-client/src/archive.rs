@@ -25,6 +25,7 @@
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use thiserror::Error;
@@ -36,6 +37,7 @@ mod encode;
 mod entry;
 mod exclude;
 mod header;
+mod listings;
 mod pax;
 mod reader;
 mod restore;
@@ -49,6 +51,8 @@ pub use catalog::{CatalogEntry, list_entries};
 pub(crate) use content::DIRECT_MIN;
 pub use exclude::{ExcludeError, ExcludeMatcher, ExcludeSource};
 pub use header::HeaderError;
+pub(crate) use listings::MAX_ENTRIES as MAX_LISTED_ENTRIES;
+pub use listings::{Listing, Listings};
 pub use pax::PaxError;
 pub use sparse::SparseMapError;
 pub(crate) use split::FRESH_LIMIT;
@@ -76,6 +80,9 @@ pub struct EncodeOptions {
     /// Stay on the root's file system: a mount point below the root is archived as an
     /// empty directory. `false` descends into every file system.
     pub one_file_system: bool,
+    /// Directory listings the read-ahead made, for the walk to take instead of listing and
+    /// `lstat`ing again (`listings.rs`).
+    pub listings: Option<Arc<Listings>>,
 }
 
 impl Default for EncodeOptions {
@@ -84,6 +91,7 @@ impl Default for EncodeOptions {
         EncodeOptions {
             excludes: ExcludeMatcher::default(),
             one_file_system: true,
+            listings: None,
         }
     }
 }

@@ -201,6 +201,7 @@ async fn run_async(cli: Cli) -> Result<std::process::ExitCode> {
             let encode = crate::archive::EncodeOptions {
                 excludes: ExcludeMatcher::read(&exclude_files, &excludes)?,
                 one_file_system,
+                listings: None,
             };
             let backup_id = match backup_id {
                 Some(id) => id,

@@ -1,7 +1,11 @@
 //! Read-ahead for the encoder's walk: a few threads list the tree's directories and
 //! `lstat` every entry, in parallel, so that the kernel has the inodes cached when the
 //! (sequential, sorted) walk reaches them. On a cold cache the walk of an unchanged tree is
-//! mostly waiting for inode reads, one at a time; several in flight overlap.
+//! mostly waiting for inode reads, one at a time; several in flight overlap. Directories are
+//! taken smallest name first, as the walk goes, and each complete listing is offered to the
+//! walk ([`Listings`]), which then need not list and `lstat` that directory again: corpus a's
+//! unchanged backup (81,111 entries, alternating runs) took 1.06-1.19 s cold and 0.65-0.80 s
+//! warm with the listings handed over, 1.28-1.38 s and 0.85-1.00 s without.
 //!
 //! When the encoder is to read every file (no parent to re-use unchanged files from), the
 //! same threads also ask the kernel to read regular files' content into the page cache
@@ -11,8 +15,13 @@
 //! them past the page cache (or, sparse ones, segment by segment with the kernel's own
 //! read-ahead).
 //!
-//! Only a hint: it reads nothing the encoder relies on, never fails a backup, stays on the
-//! root's file system and out of excluded paths, and stops when dropped.
+//! Only a hint: it never fails a backup, stays on the root's file system and out of excluded
+//! paths, and stops when dropped. What the encoder takes from it, a directory's listing, is
+//! what listing it itself would have given moments later.
+//!
+//! Listings are kept only for an encoder that re-uses a parent's files: one that reads every
+//! file has its walk far behind, and the content read-ahead to pace instead
+//! ([`Prefetch::read_content`] drops them).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -22,7 +31,10 @@ use std::time::Duration;
 
 use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
 
-use crate::archive::{ArchiveProgress, DIRECT_MIN, ExcludeMatcher};
+use crate::archive::{
+    ArchiveProgress, DIRECT_MIN, ExcludeMatcher, Listing, Listings,
+    MAX_LISTED_ENTRIES as MAX_ENTRIES,
+};
 
 /// Threads listing directories at once: enough inode reads in flight to keep a disk busy.
 const THREADS: usize = 4;
@@ -33,6 +45,7 @@ pub const CONTENT_AHEAD: u64 = 256 << 20;
 pub struct Prefetch {
     stop: Arc<AtomicBool>,
     content: Arc<OnceLock<Arc<ArchiveProgress>>>,
+    listings: Arc<Listings>,
     work: Option<Arc<Work>>,
 }
 
@@ -41,7 +54,13 @@ impl Prefetch {
     /// (`bytes` read) paces it (files listed before this call are not read ahead). Only for
     /// an encoder that reads every file.
     pub fn read_content(&self, progress: Arc<ArchiveProgress>) {
+        self.listings.close();
         let _ = self.content.set(progress);
+    }
+
+    /// The listings made for the walk (`EncodeOptions::listings`).
+    pub fn listings(&self) -> Arc<Listings> {
+        Arc::clone(&self.listings)
     }
 
     /// File content asked for so far.
@@ -67,6 +86,7 @@ struct Work {
     advised: AtomicU64,
     /// How far content is asked for ahead of the encoder.
     content_ahead: u64,
+    listings: Arc<Listings>,
 }
 
 /// Directories waiting to be listed (with their archive paths), and how many are being
@@ -91,13 +111,16 @@ fn start_with(
 ) -> Prefetch {
     let stop = Arc::new(AtomicBool::new(false));
     let content = Arc::new(OnceLock::new());
+    let listings = Arc::new(Listings::default());
     if let Some(progress) = progress {
+        listings.close();
         let _ = content.set(progress);
     }
     let Ok(meta) = std::fs::symlink_metadata(root) else {
         return Prefetch {
             stop,
             content,
+            listings,
             work: None,
         };
     };
@@ -110,6 +133,7 @@ fn start_with(
         content: Arc::clone(&content),
         advised: AtomicU64::new(0),
         content_ahead,
+        listings: Arc::clone(&listings),
     });
     let excludes = Arc::new(excludes);
     for _ in 0..THREADS {
@@ -125,6 +149,7 @@ fn start_with(
     Prefetch {
         stop,
         content,
+        listings,
         work: Some(work),
     }
 }
@@ -149,37 +174,57 @@ fn run(work: &Work, stop: &AtomicBool, excludes: &ExcludeMatcher, dev: u64) {
             }
         };
         let mut found = Vec::new();
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            for entry in entries.flatten() {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                // `lstat` relative to the open directory: no walk of the whole path.
-                let Ok(meta) = entry.metadata() else {
-                    continue;
-                };
-                let is_dir = meta.is_dir() && meta.dev() == dev;
-                // A large file is read past the page cache: reading it ahead would read it
-                // twice.
-                let content = meta.is_file() && meta.len() > 0 && meta.len() < DIRECT_MIN;
-                if !is_dir && !content {
-                    continue;
-                }
-                let mut child = rel.clone();
-                if !child.is_empty() {
-                    child.push(b'/');
-                }
-                child.extend_from_slice(entry.file_name().as_encoded_bytes());
-                if excludes.is_excluded(&child, is_dir) {
-                    continue;
-                }
-                if is_dir {
-                    found.push((entry.path(), child));
-                } else if let Some(progress) = work.content.get() {
-                    read_ahead(&entry.path(), meta.len(), work, progress, stop);
+        // The directory's listing for the walk, complete or none: `None` once anything in it
+        // failed or it grew past what may wait.
+        let mut listing: Option<Listing> = work.listings.is_open().then(Vec::new);
+        match std::fs::read_dir(&dir) {
+            Ok(entries) => {
+                for entry in entries {
+                    if stop.load(Ordering::Relaxed) {
+                        listing = None;
+                        break;
+                    }
+                    // `lstat` relative to the open directory: no walk of the whole path.
+                    let Ok((entry, meta)) = entry.and_then(|e| e.metadata().map(|m| (e, m))) else {
+                        listing = None;
+                        continue;
+                    };
+                    if let Some(list) = &mut listing {
+                        if list.len() < MAX_ENTRIES {
+                            list.push((entry.file_name(), meta.clone()));
+                        } else {
+                            listing = None;
+                        }
+                    }
+                    let is_dir = meta.is_dir() && meta.dev() == dev;
+                    // A large file is read past the page cache: reading it ahead would read
+                    // it twice.
+                    let content = meta.is_file() && meta.len() > 0 && meta.len() < DIRECT_MIN;
+                    if !is_dir && !content {
+                        continue;
+                    }
+                    let mut child = rel.clone();
+                    if !child.is_empty() {
+                        child.push(b'/');
+                    }
+                    child.extend_from_slice(entry.file_name().as_encoded_bytes());
+                    if excludes.is_excluded(&child, is_dir) {
+                        continue;
+                    }
+                    if is_dir {
+                        found.push((entry.path(), child));
+                    } else if let Some(progress) = work.content.get() {
+                        read_ahead(&entry.path(), meta.len(), work, progress, stop);
+                    }
                 }
             }
+            Err(_) => listing = None,
         }
+        if let Some(listing) = listing {
+            work.listings.offer(&rel, listing);
+        }
+        // Taken from the end: the smallest name next, as the walk goes.
+        found.sort_unstable_by(|a, b| b.1.cmp(&a.1));
         let mut guard = work.queue.lock().unwrap_or_else(|e| e.into_inner());
         guard.busy -= 1;
         guard.waiting.extend(found);
@@ -255,6 +300,8 @@ mod tests {
         let progress = Arc::new(ArchiveProgress::default());
         let excludes = ExcludeMatcher::read(&[], &["/skip/".to_string()]).unwrap();
         let prefetch = start_with(dir.path(), excludes, 250_000, Some(Arc::clone(&progress)));
+        // An encoder that reads every file gets no listings.
+        assert!(!prefetch.listings().is_open());
         // The encoder has read nothing: files are asked for until 250 kB are ahead.
         wait_for("the first files", || prefetch.advised() == 300_000);
         std::thread::sleep(Duration::from_millis(100));
@@ -264,5 +311,52 @@ mod tests {
         wait_for("every file", || prefetch.advised() == 1_000_000);
         std::thread::sleep(Duration::from_millis(100));
         assert_eq!(prefetch.advised(), 1_000_000);
+    }
+
+    /// The walk takes the read-ahead's listings instead of listing and `lstat`ing again, and
+    /// the archive is the same byte for byte. `a` < `a/b` < `a-c`: directories in the walk's
+    /// order, which is not their paths' byte order.
+    #[test]
+    fn the_walk_takes_the_listings_and_encodes_the_same_archive() {
+        use crate::archive::{EncodeOptions, encode_tree_with};
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["", "a", "a/b", "a-c", "skip", "z"] {
+            let sub = dir.path().join(d);
+            std::fs::create_dir_all(&sub).unwrap();
+            for i in 0..4 {
+                std::fs::write(sub.join(format!("f{i}")), format!("{d} {i}")).unwrap();
+            }
+        }
+        std::os::unix::fs::symlink("a/f0", dir.path().join("link")).unwrap();
+        let excludes = || ExcludeMatcher::read(&[], &["/skip/".to_string()]).unwrap();
+        let prefetch = start_with(dir.path(), excludes(), CONTENT_AHEAD, None);
+        wait_for("the listing", || {
+            let work = prefetch.work.as_ref().unwrap();
+            let queue = work.queue.lock().unwrap();
+            queue.waiting.is_empty() && queue.busy == 0
+        });
+        let listings = prefetch.listings();
+        let encode = |options: &EncodeOptions| {
+            let mut archive = Vec::new();
+            let progress = ArchiveProgress::default();
+            encode_tree_with(dir.path(), &mut archive, &progress, options).unwrap();
+            archive
+        };
+        let with = encode(&EncodeOptions {
+            excludes: excludes(),
+            listings: Some(Arc::clone(&listings)),
+            ..EncodeOptions::default()
+        });
+        let without = encode(&EncodeOptions {
+            excludes: excludes(),
+            ..EncodeOptions::default()
+        });
+        assert!(
+            with == without,
+            "the same archive with and without listings"
+        );
+        // The root (4 files, 4 directories, the link), a (4 files, b), a/b, a-c and z (4
+        // files each); `skip` is excluded, so neither listed nor walked.
+        assert_eq!(listings.handed(), 9 + 5 + 4 + 4 + 4);
     }
 }

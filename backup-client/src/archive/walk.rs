@@ -1,7 +1,8 @@
 //! Depth-first walk of the tree to archive: the root first, then each directory's names in
 //! byte-wise sorted order, each directory's content right after it (pre-order).
 //!
-//! It only lists and `lstat`s: it never follows symlinks, never opens files, and (with
+//! It only lists and `lstat`s (or takes a directory's listing and `lstat` data from the
+//! read-ahead, `listings.rs`): it never follows symlinks, never opens files, and (with
 //! `one_file_system`) does not descend into a directory on another device than the root
 //! (the mount point itself is still yielded). A path the excludes match is reported as
 //! excluded and, if it is a directory, not listed: nothing below it is seen, so nothing
@@ -17,7 +18,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::entry::{ROOT_PATH, display_path};
-use super::{ArchiveError, EncodeOptions, ExcludeMatcher};
+use super::{ArchiveError, EncodeOptions, ExcludeMatcher, Listings};
 
 /// One object of the tree, with the `lstat` data taken when it was listed.
 #[derive(Debug)]
@@ -41,13 +42,15 @@ struct Level {
     dir: PathBuf,
     /// Archive path of `dir`, `""` for the root (so that children get no `./` prefix).
     prefix: Vec<u8>,
-    names: std::vec::IntoIter<OsString>,
+    /// Sorted names, each with its `lstat` data if the read-ahead's listing had it.
+    names: std::vec::IntoIter<(OsString, Option<Metadata>)>,
 }
 
 pub(crate) struct TreeWalker<'o> {
     root_dev: u64,
     one_file_system: bool,
     excludes: &'o ExcludeMatcher,
+    listings: Option<&'o Listings>,
     root: Option<WalkItem>,
     /// A directory just yielded whose names are read on the next call.
     descend: Option<(PathBuf, Vec<u8>)>,
@@ -71,6 +74,7 @@ impl<'o> TreeWalker<'o> {
             root_dev: meta.dev(),
             one_file_system: options.one_file_system,
             excludes: &options.excludes,
+            listings: options.listings.as_deref(),
             root: Some(WalkItem {
                 fs_path: root.to_path_buf(),
                 archive_path: ROOT_PATH.to_vec(),
@@ -87,7 +91,7 @@ impl<'o> TreeWalker<'o> {
             return Ok(Some(WalkEvent::Item(root)));
         }
         if let Some((dir, prefix)) = self.descend.take() {
-            match sorted_names(&dir) {
+            match self.sorted_entries(&dir, &prefix) {
                 Ok(names) => self.stack.push(Level {
                     dir,
                     prefix,
@@ -107,7 +111,7 @@ impl<'o> TreeWalker<'o> {
             }
         }
         while let Some(level) = self.stack.last_mut() {
-            let Some(name) = level.names.next() else {
+            let Some((name, listed)) = level.names.next() else {
                 self.stack.pop();
                 continue;
             };
@@ -117,7 +121,7 @@ impl<'o> TreeWalker<'o> {
                 archive_path.push(b'/');
             }
             archive_path.extend_from_slice(name.as_bytes());
-            let meta = match fs::symlink_metadata(&fs_path) {
+            let meta = match listed.map_or_else(|| fs::symlink_metadata(&fs_path), Ok) {
                 Ok(meta) => meta,
                 // Whatever its type, it would have been left out: not a problem.
                 Err(_) if self.excluded_either_way(&archive_path) => {
@@ -148,6 +152,27 @@ impl<'o> TreeWalker<'o> {
             })));
         }
         Ok(None)
+    }
+
+    /// The names in `dir` (archive path `prefix`), sorted, with their `lstat` data if the
+    /// read-ahead listed the directory.
+    fn sorted_entries(
+        &self,
+        dir: &Path,
+        prefix: &[u8],
+    ) -> io::Result<Vec<(OsString, Option<Metadata>)>> {
+        if let Some(listing) = self.listings.and_then(|listings| listings.take(prefix)) {
+            let mut entries: Vec<_> = listing
+                .into_iter()
+                .map(|(name, meta)| (name, Some(meta)))
+                .collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            return Ok(entries);
+        }
+        Ok(sorted_names(dir)?
+            .into_iter()
+            .map(|name| (name, None))
+            .collect())
     }
 
     fn excluded_either_way(&self, archive_path: &[u8]) -> bool {

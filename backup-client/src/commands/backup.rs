@@ -361,9 +361,13 @@ async fn split_archive(
             // No parent to re-use files from: the encoder reads every file.
             readahead.read_content(Arc::clone(&progress));
         }
+        let encode = crate::archive::EncodeOptions {
+            listings: Some(readahead.listings()),
+            ..options.encode.clone()
+        };
         let (meta, payload, slot) = crate::upload::spawn_split_encoder(
             spec.path.clone(),
-            options.encode.clone(),
+            encode,
             Arc::clone(&progress),
             Arc::new(AtomicU64::new(0)),
             previous,
