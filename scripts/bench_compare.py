@@ -41,7 +41,7 @@ SCALE = float(os.environ.get("BENCH_SCALE", "1"))
 CLIENT_ARGS = shlex.split(os.environ.get("BENCH_CLIENT_ARGS", ""))
 DATASTORE_ARGS = shlex.split(os.environ.get("BENCH_DATASTORE_ARGS", ""))
 TOOLS = os.environ.get("BENCH_TOOLS", "ours,restic,borg").split(",")
-REPEAT = int(os.environ.get("BENCH_REPEAT", "1"))
+REPEAT = os.environ.get("BENCH_REPEAT", "1")
 CORPORA = {"a": "a-tree", "b": "b-large", "c": "c-sparse"}
 RESTIC_PASSWORD = "bench-compare"
 MIB = 1 << 20
@@ -367,7 +367,7 @@ def header():
         f"{version(['restic', 'version'])}; {version(['borg', '--version'])}",
         f"- BENCH_SCALE {SCALE:g}; page cache dropped before every step: "
         + ("yes" if os.geteuid() == 0 else "no (not root)")
-        + (f"; every tool run {REPEAT} times, taking turns: medians" if REPEAT > 1 else ""),
+        + (f"; every tool run {REPEAT} times, taking turns: medians" if int(REPEAT) > 1 else ""),
     ]
     return "\n".join(lines) + "\n"
 
@@ -387,6 +387,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", help="also write the markdown report to this file")
     args = parser.parse_args()
+    if not (REPEAT.isdigit() and int(REPEAT) >= 1):
+        sys.exit(f"BENCH_REPEAT must be a whole number of runs, 1 or more, not {REPEAT!r}")
     if not os.path.exists("/usr/bin/time"):
         sys.exit("GNU time is missing: apt-get install time")
     base = os.path.join(BENCH_DIR, f"corpus-scale{SCALE:g}")
@@ -409,7 +411,7 @@ def main():
             log(f"corpus {key}: cold read with tar")
             floor = read_floor(corpus)
             runs = {name: [] for name in TOOLS}
-            for rep in range(1, REPEAT + 1):
+            for rep in range(1, int(REPEAT) + 1):
                 for name in TOOLS:
                     log(f"corpus {key}: {name}, run {rep} of {REPEAT}")
                     runs[name].append(run_tool(name, key, corpus, digests, notes, works))

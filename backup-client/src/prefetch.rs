@@ -35,8 +35,7 @@ use std::time::Duration;
 use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
 
 use crate::archive::{
-    ArchiveProgress, DIRECT_MIN, ExcludeMatcher, Listing, Listings,
-    MAX_LISTED_ENTRIES as MAX_ENTRIES,
+    ArchiveProgress, DIRECT_MIN, ExcludeMatcher, Listing, Listings, MAX_LISTED_ENTRIES,
 };
 
 /// Threads listing directories at once: enough inode reads in flight to keep a disk busy.
@@ -192,9 +191,10 @@ fn run(work: &Work, stop: &AtomicBool, excludes: &ExcludeMatcher, dev: u64) {
                         listing = None;
                         continue;
                     };
+                    let name = entry.file_name();
                     if let Some(list) = &mut listing {
-                        if list.len() < MAX_ENTRIES {
-                            list.push((entry.file_name(), meta.clone()));
+                        if list.len() < MAX_LISTED_ENTRIES {
+                            list.push((name.clone(), meta.clone()));
                         } else {
                             listing = None;
                         }
@@ -210,7 +210,7 @@ fn run(work: &Work, stop: &AtomicBool, excludes: &ExcludeMatcher, dev: u64) {
                     if !child.is_empty() {
                         child.push(b'/');
                     }
-                    child.extend_from_slice(entry.file_name().as_encoded_bytes());
+                    child.extend_from_slice(name.as_encoded_bytes());
                     if excludes.is_excluded(&child, is_dir) {
                         continue;
                     }

@@ -59,27 +59,18 @@ pub fn align_start(buf: &mut Vec<u8>, len: usize) -> usize {
 /// Writes all of `data` to `file` (new and empty): the whole blocks of an [`ALIGN`]ed
 /// `data` with `O_DIRECT`, the rest buffered. `O_DIRECT` is off when it returns.
 pub fn write_all(file: &File, data: &[u8]) -> io::Result<()> {
-    let aligned = data.len() >= ALIGN && data.as_ptr().align_offset(ALIGN) == 0;
-    let mut direct = aligned && set_direct(file, true);
-    let written = write_at(file, &mut direct, data, 0);
-    if direct {
-        set_direct(file, false);
-    }
-    written
-}
-
-/// Writes all of `data` at `offset` of `file`, whose `O_DIRECT` flag `direct` says: the
-/// whole blocks of an [`ALIGN`]ed `data` at an aligned offset with `O_DIRECT` while it is
-/// on, the rest buffered, which turns it off (`direct` and the file's flag) for the writes
-/// that follow.
-fn write_at(file: &File, direct: &mut bool, data: &[u8], offset: u64) -> io::Result<()> {
     let whole = if data.as_ptr().align_offset(ALIGN) == 0 {
         data.len() / ALIGN * ALIGN
     } else {
         0
     };
-    write_all_at(file, direct, &data[..whole], offset)?;
-    write_all_at(file, direct, &data[whole..], offset + whole as u64)
+    let mut direct = whole > 0 && set_direct(file, true);
+    let written = write_all_at(file, &mut direct, &data[..whole], 0)
+        .and_then(|()| write_all_at(file, &mut direct, &data[whole..], whole as u64));
+    if direct {
+        set_direct(file, false);
+    }
+    written
 }
 
 /// Writes all of `data` at `offset`, with `O_DIRECT` while `direct` says the file has it on
@@ -134,40 +125,6 @@ mod tests {
                 assert!(std::fs::read(&path).unwrap() == data, "{len} {aligned}");
             }
         }
-    }
-
-    #[test]
-    fn writes_at_offsets_stay_direct_until_one_is_not_whole_blocks() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        let file = File::create(&path).unwrap();
-        let mut direct = set_direct(&file, true);
-        if !direct {
-            println!("O_DIRECT is refused under {}", dir.path().display());
-        }
-        let data = pattern(7 * ALIGN + 99);
-        let mut buf = Vec::new();
-        let pad = align_start(&mut buf, data.len());
-        buf.extend_from_slice(&data);
-        let aligned = &buf[pad..];
-        let was = direct;
-        write_at(&file, &mut direct, &aligned[..2 * ALIGN], 0).unwrap();
-        write_at(
-            &file,
-            &mut direct,
-            &aligned[2 * ALIGN..5 * ALIGN],
-            2 * ALIGN as u64,
-        )
-        .unwrap();
-        assert_eq!(direct, was, "whole blocks at aligned offsets");
-        assert_eq!(is_direct(&file), direct);
-        write_at(&file, &mut direct, &aligned[5 * ALIGN..], 5 * ALIGN as u64).unwrap();
-        assert!(
-            !direct && !is_direct(&file),
-            "an unaligned tail turns it off"
-        );
-        drop(file);
-        assert!(std::fs::read(&path).unwrap() == data);
     }
 
     #[test]

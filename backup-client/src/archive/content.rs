@@ -17,11 +17,12 @@
 //! alternating runs: 1.88-2.58 s against 2.29-3.65 s buffered, with 1.3-2.96 s of client
 //! system time buffered); buffered writes were the faster on the two days measured since
 //! (1.87-2.30 s against 2.15-2.86 s over nine pairs; 1.75-2.27 s against 2.03-2.91 s over
-//! seven pairs, each pair won, with 0.55-0.78 s of client system time against 0.43-0.80 s). Buffered writes that started
-//! writeback every 8 MiB and dropped the written pages (`sync_file_range`,
-//! `POSIX_FADV_DONTNEED`), to reuse pages, were as slow as `O_DIRECT` (2.46-3.02 s). Writing
-//! from a thread of its own, so that the restorer did not wait for the disk, gave the same
-//! times as `O_DIRECT` (2.21-2.38 s against 2.24-2.58 s) for 12 MiB more.
+//! seven pairs, each pair won, with 0.55-0.78 s of client system time against 0.43-0.80 s).
+//! Buffered writes that started writeback every 8 MiB and dropped the written pages
+//! (`sync_file_range`, `POSIX_FADV_DONTNEED`), to reuse pages, were as slow as `O_DIRECT`
+//! (2.46-3.02 s). Writing from a thread of its own, so that the restorer did not wait for
+//! the disk, gave the same times as `O_DIRECT` (2.21-2.38 s against 2.24-2.58 s) for 12 MiB
+//! more.
 //!
 //! Only an optimisation: a file system that refuses `O_DIRECT`, or a read that it refuses
 //! (alignment), is served buffered instead, so the bytes never depend on it.
