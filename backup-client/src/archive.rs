@@ -115,6 +115,11 @@ pub struct EncodeStats {
     /// The payload's dead bytes: (start offset, bytes) of each re-used chunk that holds
     /// bytes of no file; the next backup's `PreviousPayload::set_dead`.
     pub dead_chunks: Vec<(u64, u64)>,
+    /// Every file's content lies after the previous file's in the payload (always so for
+    /// a single stream): a reader of the whole archive never goes back. Re-use breaks it
+    /// where new content is held back behind re-used chunks, or a re-used file's content
+    /// lies in a chunk appended for an earlier file.
+    pub payload_in_order: bool,
     /// What cost work but lost nothing (the previous metadata became unreadable, so the
     /// rest of the files were read in full).
     pub notes: Vec<String>,

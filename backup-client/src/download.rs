@@ -21,8 +21,6 @@ use tokio::sync::mpsc;
 /// (512 MiB of large files: 0.86-0.96 s against 0.89-1.05 s) with 100 MiB peak client RSS
 /// instead of 161-168.
 pub const DOWNLOADS_IN_FLIGHT: usize = 4;
-/// Chunks of a split archive's payload fetched ahead of the one being read.
-pub const PAYLOAD_AHEAD: usize = 2;
 /// A split archive's metadata stream (restore, catalog, the previous metadata of an
 /// incremental backup): chunks downloaded at once, and chunks waiting for the reader
 /// besides them. They wait compressed ([`Decode::OnRead`]); the reader is slow beside the

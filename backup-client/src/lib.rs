@@ -18,6 +18,7 @@ pub mod chunked;
 pub mod cli;
 pub mod commands;
 pub mod download;
+pub mod payload_record;
 pub mod prefetch;
 pub mod progress;
 pub mod repository;

@@ -223,6 +223,13 @@ fn many_rounds_of_changes_keep_stored_bytes_bounded() {
     let mut snapshots = Vec::new();
     let first = server.backup(&source, "rounds");
     snapshots.push(first["snapshot"].as_str().unwrap().to_string());
+    // A first backup writes the payload in order, so its restore reads it forward only
+    // (and fetches further ahead, keeping nothing behind): still each chunk once.
+    assert_eq!(payload_record(&server, &snapshots[0])["in_order"], true);
+    let summary = server.restore(&snapshots[0], &work.path().join("first"));
+    assert_same_tree(&source, &work.path().join("first"));
+    let stored = encoded_entry_bytes(&server, &snapshots[0]);
+    assert!(u(&summary, "bytes_downloaded") <= stored, "{summary}");
     let first_bytes = distinct_chunk_bytes(&server, &snapshots);
     let mut all_before = first_bytes;
     for round in 1..=ROUNDS {
@@ -263,15 +270,7 @@ fn many_rounds_of_changes_keep_stored_bytes_bounded() {
         all_before = all;
         // The snapshot records its payload's dead bytes for the next backup: as many as
         // the client counted as padding.
-        let blob = std::fs::read(
-            server
-                .store_path
-                .join(&snapshot)
-                .join("root.ptar.padding.blob"),
-        )
-        .unwrap();
-        let record: serde_json::Value =
-            serde_json::from_slice(&datastore::blob::decode(&blob, 1 << 20).unwrap()).unwrap();
+        let record = payload_record(&server, &snapshot);
         let dead: u64 = record["dead"]
             .as_array()
             .unwrap()
@@ -282,6 +281,8 @@ fn many_rounds_of_changes_keep_stored_bytes_bounded() {
     }
     let restored = work.path().join("restored");
     let last = snapshots.last().unwrap();
+    // Changed files amid unchanged ones: new content held back behind re-used chunks.
+    assert_eq!(payload_record(&server, last)["in_order"], false);
     let summary = server.restore(last, &restored);
     assert_same_tree(&source, &restored);
     // Each chunk is downloaded at most once for each place the indexes name it: the
@@ -293,6 +294,16 @@ fn many_rounds_of_changes_keep_stored_bytes_bounded() {
         "downloaded {} of an archive whose index entries hold {stored} bytes",
         u(&summary, "bytes_downloaded")
     );
+}
+
+/// The payload record (`root.ptar.padding.blob`) of a snapshot, as JSON.
+fn payload_record(server: &TestServer, snapshot: &str) -> serde_json::Value {
+    let path = server
+        .store_path
+        .join(snapshot)
+        .join("root.ptar.padding.blob");
+    let blob = std::fs::read(path).unwrap();
+    serde_json::from_slice(&datastore::blob::decode(&blob, 1 << 20).unwrap()).unwrap()
 }
 
 /// Encoded bytes of every entry of a snapshot's indexes (a chunk named twice counts twice).

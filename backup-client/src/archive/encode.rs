@@ -40,8 +40,9 @@ pub(crate) trait EntrySink {
     fn begin(&mut self, entry: &Entry, stamp: Option<&FileStamp>) -> io::Result<()>;
     fn data(&mut self, bytes: &[u8]) -> io::Result<()>;
     fn end(&mut self, entry: &Entry) -> io::Result<()>;
-    /// Writes what closes the archive and flushes everything to the consumer.
-    fn finish(self) -> io::Result<()>;
+    /// Writes what closes the archive and flushes everything to the consumer; whether every
+    /// file's content lies after the previous file's ([`EncodeStats::payload_in_order`]).
+    fn finish(self) -> io::Result<bool>;
     /// The split layout's extra operations, for re-using a previous payload.
     fn split_out(&mut self) -> Option<&mut dyn SplitOut> {
         None
@@ -86,10 +87,12 @@ impl<W: Write> EntrySink for TarSink<W> {
         self.out.write_all(&[0; BLOCK][..padding])
     }
 
-    fn finish(mut self) -> io::Result<()> {
+    fn finish(mut self) -> io::Result<bool> {
         self.out.write_all(&[0; 2 * BLOCK])?;
         let mut out = self.out.into_inner().map_err(|e| e.into_error())?;
-        out.flush()
+        out.flush()?;
+        // Contents are inline, one file after the other.
+        Ok(true)
     }
 }
 
@@ -361,7 +364,8 @@ impl<S: EntrySink> Encoder<'_, S> {
             self.stats.padding_bytes = stats.padding();
             self.stats.dead_chunks = reuse.dead_chunks();
         }
-        self.sink
+        self.stats.payload_in_order = self
+            .sink
             .finish()
             .map_err(|source| ArchiveError::Output { source })?;
         Ok(self.stats)

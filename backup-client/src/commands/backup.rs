@@ -398,7 +398,11 @@ async fn split_archive(
     reporter.finish().await;
     let (split, stats) = encoder_outcome(spec, result, &slot)?;
     if let Some(session) = padding_session {
-        chunked_mode::upload_padding(session, &spec.name, &stats.dead_chunks).await?;
+        let record = crate::payload_record::PayloadRecord {
+            dead: stats.dead_chunks.clone(),
+            in_order: stats.payload_in_order,
+        };
+        crate::payload_record::upload(session, &spec.name, &record).await?;
     }
     let split_summary = SplitSummary {
         reused_files: stats.reused_files,

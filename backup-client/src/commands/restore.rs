@@ -27,7 +27,7 @@ use crate::archive::{
 
 use crate::download::{
     ChannelReader, DOWNLOADS_IN_FLIGHT, Decode, IndexedPayload, METADATA_IN_FLIGHT, METADATA_QUEUE,
-    PAYLOAD_AHEAD, download_path, fetch_chunks,
+    download_path, fetch_chunks,
 };
 use crate::progress::ProgressReporter;
 use crate::repository::RepoClient;
@@ -103,20 +103,23 @@ pub async fn run(client: &RepoClient, request: RestoreRequest) -> Result<Restore
             Some(load_index(&mut session, &manifest, payload).await?),
         ),
     };
+    // A whole restore of a payload that its backup wrote in order reads it forward only.
+    let forward_only = match (&layout, &selection) {
+        (Layout::Split { .. }, None) => crate::payload_record::download(&session, &request.archive)
+            .await
+            .is_some_and(|record| record.in_order),
+        _ => false,
+    };
     let chunks = stream_index.entries.len() as u64
         + payload_index.as_ref().map_or(0, |i| i.entries.len() as u64);
     let downloaded = Arc::new(AtomicU64::new(0));
     let payload = payload_index.map(|index| {
-        let ahead = if selection.is_some() {
-            0
-        } else {
-            PAYLOAD_AHEAD
-        };
         IndexedPayload::new(
             tokio::runtime::Handle::current(),
             session.clone(),
             index,
-            ahead,
+            selection.is_none(),
+            forward_only,
             Arc::clone(&downloaded),
         )
     });

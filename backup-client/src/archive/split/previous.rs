@@ -91,6 +91,14 @@ impl<R: Read> Iterator for PreviousEntries<R> {
     }
 }
 
+#[cfg(test)]
+impl PreviousEntry {
+    /// Where the file's payload header and content lie, for a file.
+    pub(crate) fn payload_range(&self) -> Option<Range<u64>> {
+        self.file.as_ref().map(|f| f.range.clone())
+    }
+}
+
 /// Where the catalog's entries come from.
 pub type EntrySource = Box<dyn Iterator<Item = Result<PreviousEntry, String>> + Send>;
 

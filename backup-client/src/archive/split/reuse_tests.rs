@@ -139,6 +139,19 @@ fn assert_exports_tree(generation: &Generation, root: &Path) {
     );
 }
 
+/// Whether every file's content lies at or after the end of the previous file's, as the
+/// generation's metadata says.
+fn payload_in_order(generation: &Generation) -> bool {
+    let mut end = 0;
+    previous_entries(io::Cursor::new(generation.meta.clone()))
+        .filter_map(|entry| entry.unwrap().payload_range())
+        .all(|range| {
+            let in_order = range.start >= end;
+            end = range.end;
+            in_order
+        })
+}
+
 /// 300 files of 1-9 KiB in 10 directories, distinct contents.
 fn tree(root: &Path) {
     for d in 0..10 {
@@ -312,4 +325,31 @@ fn changes_spread_over_large_chunks_send_little_new_payload() {
         gen2.fresh
     );
     assert!(gen2.stats.padding_bytes * 10 <= gen2.payload.len() as u64);
+}
+
+#[test]
+fn the_archive_says_whether_its_payload_is_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("src");
+    tree(&root);
+    let gen1 = first(&root);
+    assert!(gen1.stats.payload_in_order && payload_in_order(&gen1));
+    // Everything re-used: the previous order.
+    let gen2 = next(&root, &gen1);
+    assert!(gen2.stats.payload_in_order && payload_in_order(&gen2));
+    // A changed file amid unchanged ones: its new content is held back behind the re-used
+    // chunks of the files after it, which the reader goes back to.
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(root.join("d2/f10"))
+        .unwrap();
+    f.write_all(b"one more line\n").unwrap();
+    let gen3 = next(&root, &gen2);
+    assert_eq!(
+        gen3.stats.bytes_read,
+        fs::metadata(root.join("d2/f10")).unwrap().len()
+    );
+    assert!(!payload_in_order(&gen3), "the case this test is about");
+    assert!(!gen3.stats.payload_in_order);
+    assert_exports_tree(&gen3, &root);
 }

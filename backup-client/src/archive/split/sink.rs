@@ -75,6 +75,10 @@ pub(crate) struct SplitSink<M: Write, P: PayloadWrite> {
     waiting: Vec<Waiting>,
     /// The open file's content goes to `fresh`.
     filling: bool,
+    /// Where the content of the file whose member was written last ends in the payload,
+    /// and whether every member so far pointed at or after the one before's end.
+    content_end: u64,
+    in_order: bool,
 }
 
 /// A metadata member waiting for the held-back payload to be written.
@@ -105,6 +109,8 @@ impl<M: Write, P: PayloadWrite> SplitSink<M, P> {
             fresh: Vec::new(),
             waiting: Vec::new(),
             filling: false,
+            content_end: 0,
+            in_order: true,
         }
     }
 
@@ -122,6 +128,8 @@ impl<M: Write, P: PayloadWrite> SplitSink<M, P> {
         stamp: Option<&FileStamp>,
         offset: u64,
     ) -> io::Result<()> {
+        self.in_order &= offset >= self.content_end;
+        self.content_end = offset + PAYLOAD_HEADER_LEN as u64 + entry.data_len();
         let records = file_records(entry, offset, stamp);
         self.meta
             .write_all(&encode_header_with(&metadata_entry(entry), &records))
@@ -200,13 +208,14 @@ impl<M: Write, P: PayloadWrite> EntrySink for SplitSink<M, P> {
         Ok(())
     }
 
-    fn finish(mut self) -> io::Result<()> {
+    fn finish(mut self) -> io::Result<bool> {
         self.release()?;
         self.meta.write_all(&[0; 2 * BLOCK])?;
         let mut payload = self.payload.into_inner().map_err(|e| e.into_error())?;
         payload.flush()?;
         let mut meta = self.meta.into_inner().map_err(|e| e.into_error())?;
-        meta.flush()
+        meta.flush()?;
+        Ok(self.in_order)
     }
 
     fn split_out(&mut self) -> Option<&mut dyn SplitOut> {

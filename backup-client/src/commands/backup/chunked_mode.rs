@@ -112,75 +112,6 @@ pub(super) enum SplitTarget<'a> {
     },
 }
 
-/// The dead bytes of a split archive's payload, as stored in `NAME.ptar.padding.blob`.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct PaddingRecord {
-    /// (start offset of a re-used chunk in the payload, its bytes that no file uses).
-    dead: Vec<(u64, u64)>,
-}
-
-/// Uploads the payload's dead bytes of `archive` (`NAME.tar`) for the next backup.
-pub(super) async fn upload_padding(
-    session: &Session,
-    archive: &str,
-    dead: &[(u64, u64)],
-) -> Result<()> {
-    let name = datastore::names::padding_blob_name(archive)
-        .with_context(|| format!("'{archive}' is not NAME.tar"))?;
-    let json = serde_json::to_vec(&PaddingRecord {
-        dead: dead.to_vec(),
-    })?;
-    let blob = tokio::task::spawn_blocking(move || datastore::blob::encode(&json, true))
-        .await
-        .context("encoding the padding record failed")?;
-    let path = format!(
-        "{}?{}",
-        protocol::routes::SESSION_BLOB.path,
-        protocol::routes::encode_query(&[("file-name", &name)])
-    );
-    let _: serde_json::Value = session
-        .clone()
-        .call_json(
-            hyper::Method::POST,
-            &path,
-            api_client::http::full_body(blob),
-        )
-        .await
-        .with_context(|| format!("uploading {name}"))?;
-    Ok(())
-}
-
-/// The parent's record of its payload's dead bytes, if it has a usable one. A missing or
-/// damaged record costs only padding efficiency, so it is logged, not an error.
-async fn download_padding(reader: &Session, archive: &str) -> Option<Vec<(u64, u64)>> {
-    let name = datastore::names::padding_blob_name(archive)?;
-    let fetched = target::get_if_exists(reader, &crate::download::download_path(&name)).await;
-    let blob = match fetched {
-        Ok(Some((_, blob))) => blob,
-        Ok(None) => return None,
-        Err(err) => {
-            tracing::warn!("the parent's {name} could not be read: {err:#}");
-            return None;
-        }
-    };
-    let decoded = tokio::task::spawn_blocking(move || -> Result<PaddingRecord> {
-        let json = datastore::blob::decode(&blob, protocol::limits::MAX_BLOB_SIZE)?;
-        Ok(serde_json::from_slice(&json)?)
-    })
-    .await;
-    match decoded {
-        Ok(Ok(record)) => Some(record.dead),
-        Ok(Err(err)) => {
-            tracing::warn!("the parent's {name} is damaged: {err:#}");
-            None
-        }
-        Err(err) => {
-            tracing::warn!("decoding the parent's {name} failed: {err}");
-            None
-        }
-    }
-}
-
 /// What one split archive did: its two streams.
 pub(super) struct SplitArchive {
     /// Problems that did not stop the archive (for the summary's errors).
@@ -305,12 +236,12 @@ async fn open_previous(
     };
     let mut payload = previous.payload_chunks()?;
     // The padding record and the metadata stream's index are asked for at once.
-    let (dead, stream) = tokio::join!(
-        download_padding(&reader, archive),
+    let (record, stream) = tokio::join!(
+        crate::payload_record::download(&reader, archive),
         stream_archive(reader.clone(), meta_name, &previous.meta)
     );
-    if let Some(dead) = dead {
-        payload.set_dead(&dead);
+    if let Some(record) = record {
+        payload.set_dead(&record.dead);
     }
     let (meta, guard) = stream?;
     Ok((guard, Box::new(meta), payload))
