@@ -85,7 +85,7 @@ impl Window {
         (i + 1).min(chunks)..(i + 1 + count).min(chunks)
     }
 
-    /// Plain bytes kept behind the chunk fetched last.
+    /// Plain bytes kept behind the chunk fetched last (the chunk before it is kept anyway).
     fn keep_behind(&self) -> usize {
         if self.reads_back { CACHED_BYTES } else { 0 }
     }
