@@ -1,5 +1,6 @@
-//! A split archive's payload record, `NAME.ptar.padding.blob`: what the next backup and a
-//! restore want to know of the payload without reading it. Written by every backup of a
+//! A split archive's payload record (the "padding record" of docs/FORMATS.md, stored as
+//! `NAME.ptar.padding.blob`): what the next backup and a restore want to know of the
+//! payload without reading it. Written by every backup of a
 //! split archive (`upload`), read by the next backup (the dead bytes of re-used chunks) and
 //! by a restore of the whole archive (whether it reads the payload forward only).
 //!
