@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use api_client::http::Session;
 
 /// What `NAME.ptar.padding.blob` holds (JSON in a blob).
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct PayloadRecord {
     /// (start offset of a re-used chunk in the payload, its bytes that no file uses).
     pub dead: Vec<(u64, u64)>,

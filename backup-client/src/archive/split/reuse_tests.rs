@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use datastore::chunker::{ChunkerParams, chunk_lengths};
 use datastore::digest::Digest;
@@ -152,6 +152,15 @@ fn payload_in_order(generation: &Generation) -> bool {
         })
 }
 
+/// The first generation of a new [`tree`] in a directory that lives as long as the handle.
+fn first_of_new_tree() -> (tempfile::TempDir, PathBuf, Generation) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("src");
+    tree(&root);
+    let generation = first(&root);
+    (dir, root, generation)
+}
+
 /// 300 files of 1-9 KiB in 10 directories, distinct contents.
 fn tree(root: &Path) {
     for d in 0..10 {
@@ -168,10 +177,7 @@ fn tree(root: &Path) {
 
 #[test]
 fn an_unchanged_tree_reads_no_file_and_reuses_everything() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("src");
-    tree(&root);
-    let gen1 = first(&root);
+    let (_dir, root, gen1) = first_of_new_tree();
     assert_eq!(gen1.stats.files, 300);
     let gen2 = next(&root, &gen1);
     assert_eq!(gen2.stats.bytes_read, 0, "no file content read");
@@ -191,10 +197,7 @@ fn an_unchanged_tree_reads_no_file_and_reuses_everything() {
 
 #[test]
 fn changed_files_are_read_and_the_rest_reused() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("src");
-    tree(&root);
-    let gen1 = first(&root);
+    let (_dir, root, gen1) = first_of_new_tree();
     // Change 3 files (one grows), delete one, add one.
     let mut changed = 0;
     for path in ["d1/f05", "d4/f17", "d8/f29"] {
@@ -226,10 +229,7 @@ fn changed_files_are_read_and_the_rest_reused() {
 
 #[test]
 fn a_new_ctime_alone_makes_a_file_read_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("src");
-    tree(&root);
-    let gen1 = first(&root);
+    let (_dir, root, gen1) = first_of_new_tree();
     // Same size, same mtime, new content: only the ctime tells.
     let path = root.join("d3/f10");
     let before = fs::metadata(&path).unwrap();
@@ -250,10 +250,7 @@ fn a_new_ctime_alone_makes_a_file_read_again() {
 
 #[test]
 fn many_rounds_of_changes_keep_padding_bounded() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("src");
-    tree(&root);
-    let mut generation = first(&root);
+    let (_dir, root, mut generation) = first_of_new_tree();
     let content_bytes = |root: &Path| -> u64 {
         let mut total = 0;
         for d in fs::read_dir(root).unwrap() {
@@ -303,10 +300,7 @@ fn set_mtime(path: &Path, (sec, nsec): (i64, i64)) {
 
 #[test]
 fn changes_spread_over_large_chunks_send_little_new_payload() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("src");
-    tree(&root);
-    let gen1 = first(&root);
+    let (_dir, root, gen1) = first_of_new_tree();
     // 64 KiB chunks: about 13 files each, so every change hits a chunk of unchanged files.
     let avg = 64 << 10;
     let mut changed = 0;
@@ -329,10 +323,7 @@ fn changes_spread_over_large_chunks_send_little_new_payload() {
 
 #[test]
 fn the_archive_says_whether_its_payload_is_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("src");
-    tree(&root);
-    let gen1 = first(&root);
+    let (_dir, root, gen1) = first_of_new_tree();
     assert!(gen1.stats.payload_in_order && payload_in_order(&gen1));
     // Everything re-used: the previous order.
     let gen2 = next(&root, &gen1);
